@@ -1,0 +1,3 @@
+package errcode
+
+//go:generate go run ./internal/gendoc -o ../docs/errcodes.md

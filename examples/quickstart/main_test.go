@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/testenv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestQuickstartServes runs the service on a free loopback port and checks
+// its endpoints over real HTTP.
+func TestQuickstartServes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuf{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, "127.0.0.1:0", logs, ready) }()
+	var base string
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	checkEndpoints(t, base)
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	// Every request except /metrics and /healthz has a JSON access line.
+	var access int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if m["msg"] == "request" {
+			access++
+			if m["request_id"] == "" || m["route"] == "/metrics" {
+				t.Errorf("bad access line: %v", m)
+			}
+		}
+	}
+	if access != 4 {
+		t.Fatalf("access lines = %d, want 4 (ping, orders, panic, unknown)\n%s", access, logs.String())
+	}
+}
+
+// TestQuickstartBinary builds the command the README runs and checks it
+// serves, then stops on SIGTERM.
+func TestQuickstartBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port := testenv.FreePort(t)
+	p := testenv.Start(t, bin, []string{"-addr", "127.0.0.1:" + strconv.Itoa(port)}, nil, "")
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	p.WaitReady(t, 10*time.Second, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	checkEndpoints(t, base)
+	http.DefaultClient.CloseIdleConnections()
+	p.Stop()
+	if !strings.Contains(p.Output(), `"msg":"quickstart stopped"`) {
+		t.Fatalf("no graceful stop on SIGTERM:\n%s", p.Output())
+	}
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func envelope(t *testing.T, resp *http.Response, body string) errcode.Envelope {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != errcode.ContentType {
+		t.Fatalf("content type %q", ct)
+	}
+	var env errcode.Envelope
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		t.Fatalf("envelope %q: %v", body, err)
+	}
+	if env.RequestID == "" || env.RequestID != resp.Header.Get("X-Request-ID") {
+		t.Fatalf("request id: envelope %q, header %q", env.RequestID, resp.Header.Get("X-Request-ID"))
+	}
+	return env
+}
+
+func checkEndpoints(t *testing.T, base string) {
+	t.Helper()
+	resp, body := get(t, base+"/ping")
+	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"message":"pong"}` || resp.Header.Get("X-Request-ID") == "" {
+		t.Fatalf("/ping: %d %q", resp.StatusCode, body)
+	}
+	resp, body = get(t, base+"/orders/7")
+	if env := envelope(t, resp, body); resp.StatusCode != 404 || env.Code != 1001001 || env.Reason != "ORDER_NOT_FOUND" || env.Metadata["order_id"] != "7" {
+		t.Fatalf("/orders/7: %d %+v", resp.StatusCode, env)
+	}
+	resp, body = get(t, base+"/panic")
+	if env := envelope(t, resp, body); resp.StatusCode != 500 || env.Reason != "INTERNAL_PANIC" || strings.Contains(body, "very wrong") {
+		t.Fatalf("/panic: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, base+"/no/such/route")
+	if env := envelope(t, resp, body); resp.StatusCode != 404 || env.Reason != "NOT_FOUND" {
+		t.Fatalf("404: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, base+"/metrics")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`http_server_requests_total{method="GET",route="/ping",status="200"} 1`,
+		`http_server_requests_total{method="GET",route="/panic",status="500"} 1`,
+		`http_server_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package reqinfo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type otherKey struct{}
+
+func TestEnsureAttachesOnceAndKeepsParent(t *testing.T) {
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), otherKey{}, "v"))
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("GET", "/", nil).WithContext(parent)
+
+	i := Ensure(c)
+	i.RequestID = "r1"
+	if j := Ensure(c); j != i {
+		t.Fatal("Ensure attached a second Info")
+	}
+	ctx := c.Request.Context()
+	if From(ctx).RequestID != "r1" || ctx.Value(otherKey{}) != "v" {
+		t.Fatal("values lost")
+	}
+	// Cancellation flows through the node, and children of it see it, with
+	// no goroutine left behind (goleak checks at the end).
+	child, childCancel := context.WithTimeout(ctx, time.Hour)
+	defer childCancel()
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(time.Second):
+		t.Fatal("cancellation did not reach a child of the request context")
+	}
+	if From(context.Background()) != nil {
+		t.Fatal("From on a bare context")
+	}
+}
+
+func TestClassifyPanic(t *testing.T) {
+	pipe := &net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}}
+	cases := []struct {
+		p    any
+		want PanicKind
+	}{
+		{"boom", PanicServerError},
+		{errors.New("x"), PanicServerError},
+		{pipe, PanicBrokenPipe},
+		{fmt.Errorf("wrapped: %w", syscall.ECONNRESET), PanicBrokenPipe},
+		{http.ErrAbortHandler, PanicAbort},
+	}
+	for _, c := range cases {
+		if got := ClassifyPanic(c.p); got != c.want {
+			t.Errorf("ClassifyPanic(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+}

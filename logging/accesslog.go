@@ -1,0 +1,257 @@
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/reqinfo"
+)
+
+// Redacted replaces the value of a sensitive header or query parameter.
+const Redacted = "[REDACTED]"
+
+// DefaultSensitive lists the lower-case fragments that make a header name
+// or query key sensitive: its value is logged as [Redacted]. Matching is by
+// substring, so "Authorization", "X-Auth-Token" and "access_token" all match.
+var DefaultSensitive = []string{
+	"auth", "token", "passw", "pwd", "secret", "cookie", "session",
+	"api-key", "api_key", "apikey", "signature", "credential", "private",
+}
+
+// Option configures [AccessLog].
+type Option func(*accessConfig)
+
+type accessConfig struct {
+	skip           map[string]bool
+	clientErrLevel slog.Level
+	headers        []string
+	sensitive      []string
+	logQuery       bool
+}
+
+// WithSkipPaths logs nothing for requests whose URL path or route template
+// is one of paths (health checks, /metrics).
+func WithSkipPaths(paths ...string) Option {
+	return func(c *accessConfig) {
+		for _, p := range paths {
+			c.skip[p] = true
+		}
+	}
+}
+
+// WithClientErrorLevel sets the level of 4xx lines (default WARN). 5xx lines
+// are ERROR and the others INFO.
+func WithClientErrorLevel(l slog.Level) Option {
+	return func(c *accessConfig) { c.clientErrLevel = l }
+}
+
+// WithRequestHeaders logs the named request headers in a "headers" group;
+// sensitive ones (see [DefaultSensitive]) are redacted. None by default.
+func WithRequestHeaders(names ...string) Option {
+	return func(c *accessConfig) {
+		for _, n := range names {
+			c.headers = append(c.headers, http.CanonicalHeaderKey(n))
+		}
+	}
+}
+
+// WithSensitive adds lower-case fragments to [DefaultSensitive].
+func WithSensitive(fragments ...string) Option {
+	return func(c *accessConfig) {
+		for _, f := range fragments {
+			if f != "" {
+				c.sensitive = append(c.sensitive, strings.ToLower(f))
+			}
+		}
+	}
+}
+
+// WithQuery sets whether the query string is logged, redacted, in "query"
+// (default true).
+func WithQuery(on bool) Option { return func(c *accessConfig) { c.logQuery = on } }
+
+// AccessLog writes one JSON line per request to logger (nil means
+// slog.Default()), after the request completes:
+//
+//	time, level, msg="request", method, route (template), path, query,
+//	status, latency (seconds), bytes, client_ip, user_agent, request_id,
+//	trace_id, span_id, and code, reason and error when the request failed.
+//
+// client_ip follows Gin's trusted-proxy settings (engine.SetTrustedProxies).
+// error holds the internal error text that the client never sees. A request
+// that panics is logged too (as 500, or 499 for a broken connection) before
+// the panic goes on to [Recovery]. The logger also becomes the base of
+// [FromContext] for the request.
+func AccessLog(logger *slog.Logger, opts ...Option) gin.HandlerFunc {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg := accessConfig{skip: map[string]bool{}, clientErrLevel: slog.LevelWarn, logQuery: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.sensitive = append(append([]string(nil), DefaultSensitive...), cfg.sensitive...)
+	a := &accessLog{logger: logger, cfg: cfg}
+	return a.handle
+}
+
+type accessLog struct {
+	logger *slog.Logger
+	cfg    accessConfig
+}
+
+func (a *accessLog) handle(c *gin.Context) {
+	if len(a.cfg.skip) > 0 && (a.cfg.skip[c.Request.URL.Path] || a.cfg.skip[c.FullPath()]) {
+		c.Next()
+		return
+	}
+	start := time.Now()
+	info := reqinfo.Ensure(c)
+	info.Logger = a.logger
+	entryCtx := c.Request.Context()
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		// Only a panic (or runtime.Goexit) gets here.
+		p := recover()
+		if p == nil {
+			return
+		}
+		status := reqinfo.ObservePanic(c, p)
+		code := errcode.Panic
+		if status == StatusClientClosedRequest {
+			code = errcode.ClientClosed
+		}
+		info.Code, info.Reason = code.Code(), code.Reason()
+		info.Cause = PanicError{Value: p}
+		a.write(c, info, entryCtx, start, status)
+		panic(p)
+	}()
+	c.Next()
+	completed = true
+	a.write(c, info, entryCtx, start, c.Writer.Status())
+}
+
+func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.Context, start time.Time, status int) {
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case status >= 400:
+		level = a.cfg.clientErrLevel
+	}
+	ctx := c.Request.Context()
+	if !a.logger.Enabled(ctx, level) {
+		return
+	}
+	latency := time.Since(start)
+	traceID, spanID := reqinfo.TraceIDs(entryCtx)
+	if traceID == "" {
+		traceID, spanID = reqinfo.TraceIDs(ctx)
+	}
+	size := c.Writer.Size()
+	if size < 0 {
+		size = 0
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.String("path", c.Request.URL.Path),
+	)
+	if a.cfg.logQuery && c.Request.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query", a.redactQuery(c.Request.URL.RawQuery)))
+	}
+	attrs = append(attrs,
+		slog.Int("status", status),
+		slog.Float64("latency", latency.Seconds()),
+		slog.Int("bytes", size),
+		slog.String("client_ip", c.ClientIP()),
+		slog.String("user_agent", c.Request.UserAgent()),
+		slog.String("request_id", info.RequestID),
+	)
+	if traceID != "" {
+		attrs = append(attrs, slog.String("trace_id", traceID), slog.String("span_id", spanID))
+	}
+	if info.Code != 0 {
+		attrs = append(attrs, slog.Int("code", info.Code), slog.String("reason", info.Reason))
+	}
+	if errText := errorText(c, info); errText != "" {
+		attrs = append(attrs, slog.String("error", errText))
+	}
+	if len(a.cfg.headers) > 0 {
+		h := make([]any, 0, len(a.cfg.headers))
+		for _, name := range a.cfg.headers {
+			v := c.Request.Header.Get(name)
+			if v == "" {
+				continue
+			}
+			if a.sensitive(name) {
+				v = Redacted
+			}
+			h = append(h, slog.String(name, v))
+		}
+		if len(h) > 0 {
+			attrs = append(attrs, slog.Group("headers", h...))
+		}
+	}
+	a.logger.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// errorText is the internal error text of the request: the cause of the
+// rendered envelope, else the errors handlers added with c.Error.
+func errorText(c *gin.Context, info *reqinfo.Info) string {
+	if info.Cause != nil {
+		return info.Cause.Error()
+	}
+	if len(c.Errors) > 0 {
+		return c.Errors.String()
+	}
+	return ""
+}
+
+func (a *accessLog) sensitive(name string) bool {
+	name = strings.ToLower(name)
+	for _, f := range a.cfg.sensitive {
+		if strings.Contains(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactQuery replaces the values of sensitive keys, keeping order and the
+// rest of the query as it was sent.
+func (a *accessLog) redactQuery(raw string) string {
+	var b strings.Builder
+	changed := false
+	for i, part := range strings.Split(raw, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		k, _, hasValue := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if hasValue && a.sensitive(k) {
+			b.WriteString(part[:strings.IndexByte(part, '=')+1])
+			b.WriteString(Redacted)
+			changed = true
+			continue
+		}
+		b.WriteString(part)
+	}
+	if !changed {
+		return raw
+	}
+	return b.String()
+}

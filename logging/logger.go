@@ -1,0 +1,56 @@
+// Package logging gives a Gin service one JSON log format: a structured
+// access-log line per request, panic recovery, request IDs, and a per-request
+// logger that handlers use so that their lines carry the request's IDs.
+//
+// It uses log/slog only. Field names are shared by every gingov component:
+// request_id, trace_id, span_id, method, route (the template), status, code,
+// reason and error.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/gingov/gingov/internal/reqinfo"
+)
+
+// New returns a JSON logger writing to w at the given minimum level
+// (nil means INFO): the one log format of gingov.
+func New(w io.Writer, level slog.Leveler) *slog.Logger {
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// FromContext returns a logger carrying the request's request_id, trace_id
+// and span_id, for handlers: logging.FromContext(c.Request.Context()).Info(...).
+// Its base is the logger given to [AccessLog], else slog.Default().
+func FromContext(ctx context.Context) *slog.Logger {
+	info := reqinfo.From(ctx)
+	base := slog.Default()
+	if info != nil && info.Logger != nil {
+		base = info.Logger
+	}
+	return withRequestAttrs(base, ctx, info)
+}
+
+// withRequestAttrs adds the request's IDs to l.
+func withRequestAttrs(l *slog.Logger, ctx context.Context, info *reqinfo.Info) *slog.Logger {
+	var attrs [3]any
+	n := 0
+	if info != nil && info.RequestID != "" {
+		attrs[n] = slog.String("request_id", info.RequestID)
+		n++
+	}
+	if traceID, spanID := reqinfo.TraceIDs(ctx); traceID != "" {
+		attrs[n] = slog.String("trace_id", traceID)
+		attrs[n+1] = slog.String("span_id", spanID)
+		n += 2
+	}
+	if n == 0 {
+		return l
+	}
+	return l.With(attrs[:n]...)
+}

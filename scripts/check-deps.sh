@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Importing a core package must not pull a heavy backend: the dependency
+# closure of these packages may contain no Nacos, Sentinel, Aliyun or Kratos
+# package (those live in nested modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOWORK=off
+core=(./errcode ./logging ./ratelimit ./circuitbreaker ./metrics ./tracing)
+bad=$(go list -deps "${core[@]}" | grep -Ei 'nacos|sentinel|aliyun|kratos' || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: core packages import heavy backends:"
+	echo "$bad"
+	exit 1
+fi
+echo "check-deps: core packages are free of nacos, sentinel, aliyun and kratos"
