@@ -163,8 +163,17 @@ type Redis struct {
 
 // StartRedis starts a standalone redis-server on a free loopback port with
 // persistence off, and waits until it answers PING. Extra args are appended
-// to the command line (e.g. "--cluster-enabled", "yes").
+// to the command line (e.g. "--maxmemory", "10mb").
 func StartRedis(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	return startRedis(t, func(int, string) []string { return extra })
+}
+
+// startRedis starts one redis-server on a free loopback port in its own
+// temp dir and waits until it answers PING. extra returns the flags to
+// append for the chosen port and dir; it is called again, with a new port,
+// when the port was taken before the server could bind it.
+func startRedis(t testing.TB, extra func(port int, dir string) []string) *Redis {
 	t.Helper()
 	bin := Require(t, "redis-server", "apt-get install -y redis-server")
 	var lastErr error
@@ -175,7 +184,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
 			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
 			"--logfile", "",
-		}, extra...)
+		}, extra(port, dir)...)
 		p := Start(t, bin, args, nil, dir)
 		r := &Redis{Process: p, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir}
 		if lastErr = r.waitPing(10 * time.Second); lastErr == nil {

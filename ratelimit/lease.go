@@ -1,0 +1,231 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// Defaults of lease mode.
+const (
+	// DefaultMaxLeaseBatch caps the tokens one round trip leases (further
+	// capped at a quarter of the burst).
+	DefaultMaxLeaseBatch = 256
+	// DefaultLeaseTTL is how long leased tokens may be spent; unspent ones
+	// are dropped then, so admission never drifts far in time.
+	DefaultLeaseTTL = 100 * time.Millisecond
+	// DefaultLeaseWindow is how much of a key's recent demand one lease aims to cover.
+	DefaultLeaseWindow = 20 * time.Millisecond
+)
+
+// LeaseOptions tunes lease mode; zero fields take the defaults.
+type LeaseOptions struct {
+	// MaxBatch caps the tokens leased per round trip (default
+	// DefaultMaxLeaseBatch, and never more than a quarter of the burst).
+	MaxBatch int
+	// TTL is how long leased tokens stay spendable (default DefaultLeaseTTL).
+	TTL time.Duration
+	// Window is how much of the key's recent demand a lease covers
+	// (default DefaultLeaseWindow): the batch follows the key's rate.
+	Window time.Duration
+}
+
+// WithLease turns on lease mode: an instance takes a batch of tokens from
+// the same Redis bucket in one round trip and spends them locally, so most
+// decisions need no round trip. The batch adapts to the key's demand;
+// total admission never exceeds the bucket, because tokens are taken from
+// it before they are spent (unspent ones expire after the TTL and are
+// lost, so lease mode errs towards admitting slightly less). A key known to
+// be over its limit is answered locally until it could be allowed again.
+//
+// Decisions from leased tokens report Remaining and ResetAfter as of the
+// last round trip.
+func WithLease(o LeaseOptions) RedisOption {
+	return func(c *redisConfig) { c.lease = &o }
+}
+
+type leaser struct {
+	maxBatch int
+	ttl      float64 // ns
+	window   float64 // ns
+	epoch    time.Time
+	clock    func() time.Time
+	seed     maphash.Seed
+	perShard int
+	shards   [localShards]leaseShard
+}
+
+type leaseShard struct {
+	mu sync.Mutex
+	m  map[string]*leaseEntry
+	_  [40]byte
+}
+
+// leaseEntry is one key's local state. Its mutex is held across a fetch, so
+// concurrent requests for the key wait for the batch instead of each making
+// a round trip.
+type leaseEntry struct {
+	mu          sync.Mutex
+	tokens      int
+	expires     float64 // ns since epoch
+	deniedUntil float64
+	fetchedAt   float64
+	served      int     // tokens spent since the last fetch
+	bucketLeft  int     // the bucket's remaining tokens at the last fetch
+	resetAt     float64 // when the bucket is full, as of the last fetch
+	rateEst     float64 // tokens per ns of recent demand
+}
+
+func newLeaser(o LeaseOptions, rate Rate, maxKeys int, clock func() time.Time) (*leaser, error) {
+	if o.MaxBatch < 0 || o.TTL < 0 || o.Window < 0 {
+		return nil, errors.New("ratelimit: lease options must not be negative")
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxLeaseBatch
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultLeaseTTL
+	}
+	if o.Window == 0 {
+		o.Window = DefaultLeaseWindow
+	}
+	if o.Window > o.TTL {
+		return nil, fmt.Errorf("ratelimit: lease window %s is longer than the lease TTL %s", o.Window, o.TTL)
+	}
+	l := &leaser{
+		maxBatch: max(1, min(o.MaxBatch, rate.burst()/4)),
+		ttl:      float64(o.TTL),
+		window:   float64(o.Window),
+		epoch:    clock(),
+		clock:    clock,
+		seed:     maphash.MakeSeed(),
+		perShard: max(1, (maxKeys+localShards-1)/localShards),
+	}
+	for i := range l.shards {
+		l.shards[i].m = make(map[string]*leaseEntry)
+	}
+	return l, nil
+}
+
+func (l *leaser) now() float64 { return float64(l.clock().Sub(l.epoch)) }
+
+// entry returns the key's state, creating it (and making room) if needed.
+func (l *leaser) entry(key string, now float64) *leaseEntry {
+	s := &l.shards[maphash.String(l.seed, key)%localShards]
+	s.mu.Lock()
+	e := s.m[key]
+	if e == nil {
+		if len(s.m) >= l.perShard {
+			s.evict(now)
+		}
+		e = &leaseEntry{}
+		s.m[key] = e
+	}
+	s.mu.Unlock()
+	return e
+}
+
+// evict drops an entry with nothing worth keeping (no live tokens, no live
+// denial), else the first sampled one. Called with s.mu held.
+func (s *leaseShard) evict(now float64) {
+	const sample = 16
+	victim, seen := "", 0
+	for k, e := range s.m {
+		if e.mu.TryLock() {
+			idle := (e.tokens == 0 || e.expires <= now) && e.deniedUntil <= now
+			e.mu.Unlock()
+			if idle {
+				delete(s.m, k)
+				return
+			}
+		}
+		if victim == "" {
+			victim = k
+		}
+		if seen++; seen == sample {
+			break
+		}
+	}
+	delete(s.m, victim)
+}
+
+// allowLease decides from leased tokens when it can, else leases a batch.
+func (r *Redis) allowLease(rkey, key string, n int) Decision {
+	l := r.lease
+	now := l.now()
+	e := l.entry(rkey, now)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now < e.deniedUntil {
+		return r.leaseDecision(e, now, false, e.deniedUntil-now)
+	}
+	if e.tokens >= n && now < e.expires {
+		e.tokens -= n
+		e.served += n
+		return r.leaseDecision(e, now, true, 0)
+	}
+	if !r.health.tryRedis(r.cfg.probeInterval) {
+		return r.fail(key, n)
+	}
+	// Estimate demand from what was served since the last fetch.
+	if e.fetchedAt > 0 && now > e.fetchedAt {
+		rate := float64(e.served+n) / (now - e.fetchedAt)
+		if e.rateEst == 0 {
+			e.rateEst = rate
+		} else {
+			e.rateEst = 0.5*e.rateEst + 0.5*rate
+		}
+	}
+	want := min(l.maxBatch, max(n, int(e.rateEst*l.window)))
+	res, err := leaseScript.Run(r.deadline.ctx(), r.rdb, []string{rkey}, r.interval, r.capacity, want, n).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("ratelimit: lease script answered %d values", len(res))
+	}
+	if err != nil {
+		r.markDown(err)
+		return r.fail(key, n)
+	}
+	r.markUp()
+	now = l.now()
+	e.fetchedAt, e.served = now, 0
+	usToNs := 1e3
+	if res[0] == 0 {
+		e.tokens = 0
+		e.deniedUntil = now + float64(res[1])*usToNs
+		e.bucketLeft = 0
+		return r.leaseDecisionFrom(SourceRedis, e, now, false, e.deniedUntil-now)
+	}
+	interval := r.rate.intervalNanos()
+	e.tokens = int(res[0]) - n
+	e.served = n
+	e.expires = now + l.ttl
+	e.resetAt = now + float64(res[1])*usToNs
+	e.bucketLeft = max(0, int((float64(r.rate.burst())*interval-float64(res[1])*usToNs)/interval+1e-9))
+	return r.leaseDecisionFrom(SourceRedis, e, now, true, 0)
+}
+
+func (r *Redis) leaseDecision(e *leaseEntry, now float64, allowed bool, retry float64) Decision {
+	return r.leaseDecisionFrom(SourceLease, e, now, allowed, retry)
+}
+
+func (r *Redis) leaseDecisionFrom(src Source, e *leaseEntry, now float64, allowed bool, retry float64) Decision {
+	d := Decision{
+		Allowed:   allowed,
+		Limit:     r.rate.burst(),
+		Remaining: min(r.rate.burst(), e.bucketLeft+e.tokens),
+		Source:    src,
+	}
+	if e.resetAt > now {
+		d.ResetAfter = time.Duration(e.resetAt - now)
+	}
+	if !allowed {
+		d.RetryAfter = time.Duration(retry)
+		d.Remaining = 0
+		if d.ResetAfter < d.RetryAfter {
+			d.ResetAfter = d.RetryAfter
+		}
+	}
+	return d
+}
