@@ -132,8 +132,8 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
 			}
 			gr.limiter, err = NewRedis(rdb, r.Name, r.Rate, ro...)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ratelimit: rule %q: %w", r.Name, err)
+		if err != nil { // the limiter's own error already names the package
+			return nil, fmt.Errorf("%w (rule %q)", err, r.Name)
 		}
 		g.rules = append(g.rules, gr)
 		g.policy = append(g.policy, gr.ietfName+";q="+strconv.Itoa(r.Rate.Limit)+";w="+

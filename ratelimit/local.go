@@ -27,8 +27,8 @@ func WithMaxKeys(n int) LocalOption { return func(l *Local) { l.maxKeys = n } }
 // the process's monotonic clock. Memory is bounded by WithMaxKeys.
 type Local struct {
 	rate     Rate
-	interval float64 // ns per token
-	capacity float64 // ns of burst
+	interval int64 // ns per token
+	capacity int64 // ns of burst
 	epoch    time.Time
 	seed     maphash.Seed
 	maxKeys  int
@@ -38,8 +38,8 @@ type Local struct {
 
 type localShard struct {
 	mu sync.Mutex
-	m  map[string]float64 // key -> tat, in ns since epoch
-	_  [40]byte           // keep shards on separate cache lines
+	m  map[string]int64 // key -> tat, in ns since epoch
+	_  [40]byte         // keep shards on separate cache lines
 }
 
 // NewLocal returns a local limiter for rate. It fails for an invalid rate or option.
@@ -49,12 +49,12 @@ func NewLocal(rate Rate, opts ...LocalOption) (*Local, error) {
 	}
 	l := &Local{
 		rate:     rate,
-		interval: rate.intervalNanos(),
+		interval: rate.intervalInt(),
 		epoch:    time.Now(),
 		seed:     maphash.MakeSeed(),
 		maxKeys:  DefaultMaxKeys,
 	}
-	l.capacity = float64(rate.burst()) * l.interval
+	l.capacity = int64(rate.burst()) * l.interval
 	for _, o := range opts {
 		o(l)
 	}
@@ -63,7 +63,7 @@ func NewLocal(rate Rate, opts ...LocalOption) (*Local, error) {
 	}
 	l.perShard = max(1, (l.maxKeys+localShards-1)/localShards)
 	for i := range l.shards {
-		l.shards[i].m = make(map[string]float64)
+		l.shards[i].m = make(map[string]int64)
 	}
 	return l, nil
 }
@@ -76,10 +76,10 @@ func (l *Local) AllowN(_ context.Context, key string, n int) (Decision, error) {
 	if n < 1 {
 		return Decision{}, fmt.Errorf("ratelimit: n must be >= 1, got %d", n)
 	}
-	return l.allowAt(key, n, float64(time.Since(l.epoch))), nil
+	return l.allowAt(key, n, int64(time.Since(l.epoch))), nil
 }
 
-func (l *Local) allowAt(key string, n int, now float64) Decision {
+func (l *Local) allowAt(key string, n int, now int64) Decision {
 	s := &l.shards[maphash.String(l.seed, key)%localShards]
 	s.mu.Lock()
 	tat, ok := s.m[key]
@@ -96,9 +96,9 @@ func (l *Local) allowAt(key string, n int, now float64) Decision {
 
 // evict makes room: buckets that are full again go at no cost; otherwise
 // the fullest of a sample is forgotten. Called with s.mu held.
-func (s *localShard) evict(now float64) {
+func (s *localShard) evict(now int64) {
 	const sample = 16
-	victim, victimTAT, seen := "", 0.0, 0
+	victim, victimTAT, seen := "", int64(0), 0
 	for k, tat := range s.m {
 		if tat <= now {
 			delete(s.m, k)

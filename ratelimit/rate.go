@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -38,24 +39,36 @@ func (r Rate) String() string {
 
 // Validate reports what is wrong with r, if anything.
 func (r Rate) Validate() error {
+	if err := r.check(); err != nil {
+		return errors.New("ratelimit: " + err.Error())
+	}
+	return nil
+}
+
+func (r Rate) check() error {
 	switch {
 	case r.Limit <= 0:
-		return fmt.Errorf("ratelimit: rate limit must be > 0, got %d", r.Limit)
+		return fmt.Errorf("rate limit must be > 0, got %d", r.Limit)
 	case r.Period <= 0:
-		return fmt.Errorf("ratelimit: rate period must be > 0, got %s", r.Period)
+		return fmt.Errorf("rate period must be > 0, got %s", r.Period)
 	case r.Burst < 0:
-		return fmt.Errorf("ratelimit: burst must be >= 1 (or 0 for the limit), got %d", r.Burst)
+		return fmt.Errorf("burst must be >= 1 (or 0 for the limit), got %d", r.Burst)
 	case int64(r.Period)/int64(r.Limit) < 1:
-		return fmt.Errorf("ratelimit: rate %d/%s is above one token per nanosecond", r.Limit, r.Period)
+		return fmt.Errorf("rate %d/%s is above one token per nanosecond", r.Limit, r.Period)
 	}
-	if float64(r.burst())*r.intervalNanos() > math.MaxInt64/4 {
-		return fmt.Errorf("ratelimit: burst %d at %d/%s spans more time than the limiter can track", r.burst(), r.Limit, r.Period)
+	if float64(r.burst())*float64(r.intervalInt()) > math.MaxInt64/4 {
+		return fmt.Errorf("burst %d at %d/%s spans more time than the limiter can track", r.burst(), r.Limit, r.Period)
 	}
 	return nil
 }
 
 // intervalNanos is the time one token takes to flow in.
 func (r Rate) intervalNanos() float64 { return float64(r.Period) / float64(r.Limit) }
+
+// intervalInt is intervalNanos rounded to whole nanoseconds (>= 1 for a
+// valid rate); the rounding changes the rate by under 1e-8 for any rate
+// slower than 20 million per second.
+func (r Rate) intervalInt() int64 { return max(1, int64(math.Round(r.intervalNanos()))) }
 
 // Decision is the answer to one AllowN.
 type Decision struct {
@@ -112,18 +125,19 @@ func Allow(ctx context.Context, l Limiter, key string) (Decision, error) {
 }
 
 // gcra is the generic cell rate algorithm, the token bucket kept as one
-// number: tat, the time at which the bucket will be full. All values are in
-// one time unit; interval is the time per token and capacity burst*interval.
-// It returns the new tat and the decision.
-func gcra(tat, now, interval, capacity float64, n int) (float64, outcome) {
+// number: tat, the time at which the bucket will be full. Times are integer
+// nanoseconds, so a request that exactly fits is never lost to rounding;
+// interval is the time per token and capacity burst*interval. It returns
+// the new tat and the decision.
+func gcra(tat, now, interval, capacity int64, n int) (int64, outcome) {
 	if tat < now {
 		tat = now
 	}
-	newTAT := tat + float64(n)*interval
+	newTAT := tat + int64(n)*interval
 	if newTAT-now > capacity {
-		return tat, outcome{allowed: false, retry: newTAT - capacity - now, reset: tat - now}
+		return tat, outcome{allowed: false, retry: float64(newTAT - capacity - now), reset: float64(tat - now)}
 	}
-	return newTAT, outcome{allowed: true, reset: newTAT - now}
+	return newTAT, outcome{allowed: true, reset: float64(newTAT - now)}
 }
 
 // outcome is a decision in the time unit of the bucket.

@@ -31,7 +31,9 @@ const (
 )
 
 // syncScript takes n tokens from the GCRA bucket at KEYS[1]. Time is Redis's
-// (TIME), in microseconds, so no client clock takes part. ARGV: interval (µs
+// (TIME), in microseconds, so no client clock takes part. Lua numbers are
+// doubles, exact to 0.25 µs at today's epoch, so comparisons allow 0.5 µs
+// (a request that exactly fits is never lost to rounding). ARGV: interval (µs
 // per token), capacity (µs of burst), n. The reply is one integer: > 0, the
 // tokens were taken and the bucket is full again in that many µs; < 0, they
 // were not and could be in minus that many µs.
@@ -43,7 +45,7 @@ local capacity = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local new = tat + tonumber(ARGV[3]) * interval
-if new - now > capacity then
+if new - now > capacity + 0.5 then
   return -math.max(1, math.ceil(new - capacity - now))
 end
 redis.call('SET', KEYS[1], new, 'PX', math.ceil((new - now) / 1000) + 1)
@@ -61,7 +63,7 @@ local capacity = tonumber(ARGV[2])
 local need = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local avail = math.floor((capacity - (tat - now)) / interval + 1e-9)
+local avail = math.floor((capacity + 0.5 - (tat - now)) / interval)
 if avail < need then
   return {0, math.max(1, math.ceil(tat + need * interval - capacity - now))}
 end
@@ -328,7 +330,7 @@ func (r *Redis) fail(key string, n int) Decision {
 		return Decision{Limit: r.rate.burst(), RetryAfter: r.cfg.probeInterval, Source: SourceFallback}
 	}
 	l := r.localFallback()
-	d := l.allowAt(key, n, float64(r.cfg.clock().Sub(l.epoch)))
+	d := l.allowAt(key, n, int64(r.cfg.clock().Sub(l.epoch)))
 	d.Source = SourceFallback
 	return d
 }

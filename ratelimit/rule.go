@@ -112,8 +112,8 @@ func (r Rule) validate() error {
 	if r.Key == nil {
 		return fmt.Errorf("ratelimit: rule %q has no key function", r.Name)
 	}
-	if err := r.Rate.Validate(); err != nil {
-		return fmt.Errorf("rule %q: %w", r.Name, err)
+	if err := r.Rate.check(); err != nil {
+		return fmt.Errorf("ratelimit: rule %q: %w", r.Name, err)
 	}
 	return r.Failure.validate()
 }

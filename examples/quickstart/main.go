@@ -1,11 +1,13 @@
 // Command quickstart is a complete Gin service governed by gingov with no
-// external services: JSON access logs, request IDs, panic recovery, one
-// error envelope for every failure, and Prometheus metrics on /metrics.
+// external services: JSON access logs, request IDs, panic recovery, an
+// in-process rate limiter, one error envelope for every failure, and
+// Prometheus metrics on /metrics.
 //
 //	make run        # or: cd examples && go run ./quickstart -addr 127.0.0.1:8080
 //	curl -i localhost:8080/ping
 //	curl -i localhost:8080/orders/42     # an application error code
 //	curl -i localhost:8080/panic         # a panic becomes the 500 envelope
+//	curl -i localhost:8080/limited       # 2 per minute per client: the 3rd is 429
 //	curl -s localhost:8080/metrics | grep http_server
 package main
 
@@ -30,6 +32,7 @@ import (
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/metrics"
+	"github.com/gingov/gingov/ratelimit"
 )
 
 // ErrOrderNotFound is an application code: service 1, module 001 (orders), error 001.
@@ -53,6 +56,16 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 	if err != nil {
 		return nil, err
 	}
+	// Every client: 50 requests per second, bursts of 100. The /limited
+	// route adds a stricter rule of its own: 2 per minute.
+	perIP, err := ratelimit.New(nil, ratelimit.PerIP(50, time.Second).WithBurst(100))
+	if err != nil {
+		return nil, err
+	}
+	strict, err := ratelimit.New(nil, ratelimit.PerIP(2, time.Minute).WithName("limited"))
+	if err != nil {
+		return nil, err
+	}
 	r := gin.New()
 	if err := r.SetTrustedProxies(nil); err != nil { // no proxy in front: client_ip is the peer
 		return nil, err
@@ -64,6 +77,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 		logging.AccessLog(logger, logging.WithSkipPaths("/metrics", "/healthz")),
 	)
 	errcode.Handle(r) // 404/405 and handler errors through the one envelope
+	r.Use(perIP.Middleware())
 
 	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
 	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
@@ -72,6 +86,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 		return ErrOrderNotFound.WithMetadata("order_id", c.Param("id"))
 	}))
 	r.GET("/panic", func(c *gin.Context) { panic("something went very wrong") })
+	r.GET("/limited", strict.Middleware(), func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "ok"}) })
 	r.GET("/metrics", gin.WrapH(metrics.Handler(reg)))
 	return r, nil
 }

@@ -75,8 +75,8 @@ func TestQuickstartServes(t *testing.T) {
 			}
 		}
 	}
-	if access != 4 {
-		t.Fatalf("access lines = %d, want 4 (ping, orders, panic, unknown)\n%s", access, logs.String())
+	if access != 7 {
+		t.Fatalf("access lines = %d, want 7 (ping, orders, panic, unknown, 3x limited)\n%s", access, logs.String())
 	}
 }
 
@@ -155,6 +155,15 @@ func checkEndpoints(t *testing.T, base string) {
 	if env := envelope(t, resp, body); resp.StatusCode != 404 || env.Reason != "NOT_FOUND" {
 		t.Fatalf("404: %d %s", resp.StatusCode, body)
 	}
+	for i := 0; i < 2; i++ {
+		if resp, body := get(t, base+"/limited"); resp.StatusCode != 200 || resp.Header.Get("X-RateLimit-Limit") == "" {
+			t.Fatalf("/limited %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	resp, body = get(t, base+"/limited")
+	if env := envelope(t, resp, body); resp.StatusCode != 429 || env.Reason != "RATE_LIMITED" || resp.Header.Get("Retry-After") != "30" {
+		t.Fatalf("/limited over the limit: %d %s", resp.StatusCode, body)
+	}
 	resp, body = get(t, base+"/metrics")
 	if resp.StatusCode != 200 {
 		t.Fatalf("/metrics: %d", resp.StatusCode)
@@ -163,6 +172,7 @@ func checkEndpoints(t *testing.T, base string) {
 		`http_server_requests_total{method="GET",route="/ping",status="200"} 1`,
 		`http_server_requests_total{method="GET",route="/panic",status="500"} 1`,
 		`http_server_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`http_server_requests_total{method="GET",route="/limited",status="429"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
