@@ -142,6 +142,17 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
 	return g, nil
 }
 
+// Close releases the connections of the Guard's Redis limiters.
+func (g *Guard) Close() error {
+	var errs []error
+	for _, r := range g.rules {
+		if c, ok := r.limiter.(interface{ Close() error }); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Header names, canonical so that they are set without canonicalising.
 const (
 	hdrLimit      = "X-Ratelimit-Limit"

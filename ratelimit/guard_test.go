@@ -50,6 +50,7 @@ func mustGuard(t *testing.T, rdb redis.UniversalClient, opts ...ratelimit.Option
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = g.Close() })
 	return g
 }
 
@@ -242,7 +243,7 @@ func TestGuardSharesBucketThroughRedis(t *testing.T) {
 // Keys with odd or long bytes are hashed before they reach Redis.
 func TestRedisKeysAreSanitised(t *testing.T) {
 	_, rdb := newRedis(t)
-	l, err := ratelimit.NewRedis(rdb, "odd", ratelimit.PerSecond(10))
+	l, err := newLimiter(t, rdb, "odd", ratelimit.PerSecond(10))
 	if err != nil {
 		t.Fatal(err)
 	}

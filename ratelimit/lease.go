@@ -71,6 +71,7 @@ type leaseEntry struct {
 	tokens      int
 	expires     float64 // ns since epoch
 	deniedUntil float64
+	deniedNeed  int // the request size deniedUntil was computed for
 	fetchedAt   float64
 	served      int     // tokens spent since the last fetch
 	bucketLeft  int     // the bucket's remaining tokens at the last fetch
@@ -158,7 +159,7 @@ func (r *Redis) allowLease(rkey, key string, n int) Decision {
 	e := l.entry(rkey, now)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if now < e.deniedUntil {
+	if now < e.deniedUntil && n >= e.deniedNeed { // a smaller request may still fit
 		return r.leaseDecision(e, now, false, e.deniedUntil-now)
 	}
 	if e.tokens >= n && now < e.expires {
@@ -178,11 +179,8 @@ func (r *Redis) allowLease(rkey, key string, n int) Decision {
 			e.rateEst = 0.5*e.rateEst + 0.5*rate
 		}
 	}
-	want := min(l.maxBatch, max(n, int(e.rateEst*l.window)))
-	res, err := leaseScript.Run(r.deadline.ctx(), r.rdb, []string{rkey}, r.interval, r.capacity, want, n).Int64Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("ratelimit: lease script answered %d values", len(res))
-	}
+	want := max(n, min(l.maxBatch, int(e.rateEst*l.window))) // never fewer than n
+	taken, us, err := r.takeUpTo(rkey, want, n)
 	if err != nil {
 		r.markDown(err)
 		return r.fail(key, n)
@@ -190,19 +188,21 @@ func (r *Redis) allowLease(rkey, key string, n int) Decision {
 	r.markUp()
 	now = l.now()
 	e.fetchedAt, e.served = now, 0
-	usToNs := 1e3
-	if res[0] == 0 {
+	if taken == 0 {
 		e.tokens = 0
-		e.deniedUntil = now + float64(res[1])*usToNs
+		e.deniedUntil, e.deniedNeed = now+us*1e3, n
 		e.bucketLeft = 0
 		return r.leaseDecisionFrom(SourceRedis, e, now, false, e.deniedUntil-now)
 	}
 	interval := r.rate.intervalNanos()
-	e.tokens = int(res[0]) - n
+	if e.expires <= now {
+		e.tokens = 0 // expired leftovers are lost, never spent late
+	}
+	e.tokens += taken - n
 	e.served = n
 	e.expires = now + l.ttl
-	e.resetAt = now + float64(res[1])*usToNs
-	e.bucketLeft = max(0, int((float64(r.rate.burst())*interval-float64(res[1])*usToNs)/interval+1e-9))
+	e.resetAt = now + us*1e3
+	e.bucketLeft = max(0, int((float64(r.rate.burst())*interval-us*1e3)/interval+1e-9))
 	return r.leaseDecisionFrom(SourceRedis, e, now, true, 0)
 }
 

@@ -158,6 +158,8 @@ type redisConfig struct {
 	onHealth      func(up bool, err error)
 	maxKeys       int
 	clock         func() time.Time // time.Now; tests skew it
+	noCoalesce    bool
+	asIs          bool
 }
 
 // WithDeadline bounds how long a decision waits for Redis (default
@@ -186,6 +188,17 @@ func WithOnHealthChange(fn func(up bool, err error)) RedisOption {
 	return func(c *redisConfig) { c.onHealth = fn }
 }
 
+// WithClientAsIs makes the limiter use the given client itself (its pool
+// and hooks) instead of opening its own pool. The deadline then holds only
+// if the client has ContextTimeoutEnabled, and recovery after a long outage
+// follows go-redis's own redial schedule (up to a second more).
+func WithClientAsIs() RedisOption { return func(c *redisConfig) { c.asIs = true } }
+
+// WithCoalescing sets whether concurrent sync-mode decisions for one key
+// share a round trip (default true; see the Redis type). Off, every
+// decision is its own round trip.
+func WithCoalescing(on bool) RedisOption { return func(c *redisConfig) { c.noCoalesce = !on } }
+
 // WithLocalMaxKeys bounds the keys the in-process state (lease cache,
 // local fallback) tracks; see [WithMaxKeys].
 func WithLocalMaxKeys(n int) RedisOption { return func(c *redisConfig) { c.maxKeys = n } }
@@ -197,20 +210,30 @@ func WithLocalMaxKeys(n int) RedisOption { return func(c *redisConfig) { c.maxKe
 // holds one number and expires once its bucket is full again. Keys carry a
 // hash tag, so the limiter works unchanged on Redis Cluster.
 //
+// Concurrent decisions for one key share a round trip: while a call for
+// the key is in flight, further requests queue and then go as one call
+// that takes a token for each of them, allowing them in arrival order while
+// tokens last — the same decisions as one call each, for far less Redis
+// work on hot keys (see WithCoalescing).
+//
 // While Redis fails or is slower than the deadline, the failure policy
 // answers; one decision per probe interval tries Redis again, so recovery
 // is automatic. The limiter can be created while Redis is down.
 type Redis struct {
-	rdb      redis.UniversalClient
+	client   atomic.Pointer[clientBox]
+	factory  func() redis.UniversalClient // nil: the caller's client is used as it is
+	closed   atomic.Bool
+	renewed  atomic.Int64 // unix ns of the last renewClient
 	name     string
 	rate     Rate
 	prefix   string
-	interval string // µs per token, for the script
-	capacity string // µs of burst
+	interval any // µs per token, for the scripts (boxed once, not per call)
+	capacity any // µs of burst
 	cfg      redisConfig
 	deadline sharedDeadline
 	health   health
 	lease    *leaser
+	coalesce *coalescer
 
 	fallbackMu sync.Mutex
 	fallback   atomic.Pointer[fallbackLimiter]
@@ -221,12 +244,22 @@ type fallbackLimiter struct {
 	instances int
 }
 
+type clientBox struct{ c redis.UniversalClient }
+
 // NewRedis returns a Redis limiter named name (it names the Redis keys, so
 // two limiters with the same name and prefix share buckets). It does not
 // contact Redis. It fails for a nil client, an empty name, an invalid rate
 // or an invalid option.
+//
+// For a *redis.Client or *redis.ClusterClient the limiter opens its own
+// connection pool from a copy of the client's options, tuned so that the
+// deadline holds (context deadlines honoured, dial retries left to the
+// limiter) and so that recovery is seen within a probe interval; hooks on
+// the given client do not apply to it. Call Close to release it. Any other
+// UniversalClient is used as it is: then the deadline holds only if it
+// honours context deadlines (ContextTimeoutEnabled).
 func NewRedis(rdb redis.UniversalClient, name string, rate Rate, opts ...RedisOption) (*Redis, error) {
-	if rdb == nil {
+	if rdb == nil || isNilClient(rdb) {
 		return nil, errors.New("ratelimit: nil Redis client")
 	}
 	if name == "" {
@@ -261,16 +294,18 @@ func NewRedis(rdb redis.UniversalClient, name string, rate Rate, opts ...RedisOp
 	}
 	usPerToken := rate.intervalNanos() / 1e3
 	r := &Redis{
-		rdb:      rdb,
 		name:     name,
 		rate:     rate,
 		prefix:   cfg.prefix + "{" + safeKey(name) + ":",
-		interval: strconv.FormatFloat(usPerToken, 'g', -1, 64),
-		capacity: strconv.FormatFloat(usPerToken*float64(rate.burst()), 'g', -1, 64),
+		interval: any(strconv.FormatFloat(usPerToken, 'g', -1, 64)),
+		capacity: any(strconv.FormatFloat(usPerToken*float64(rate.burst()), 'g', -1, 64)),
 		cfg:      cfg,
 		deadline: sharedDeadline{d: cfg.deadline, clock: cfg.clock},
 	}
 	r.health.clock = cfg.clock
+	if !cfg.noCoalesce {
+		r.coalesce = newCoalescer()
+	}
 	if cfg.lease != nil {
 		l, err := newLeaser(*cfg.lease, rate, cfg.maxKeys, cfg.clock)
 		if err != nil {
@@ -278,7 +313,107 @@ func NewRedis(rdb redis.UniversalClient, name string, rate Rate, opts ...RedisOp
 		}
 		r.lease = l
 	}
+	if !cfg.asIs {
+		r.factory = ownClientFactory(rdb)
+	}
+	if r.factory != nil {
+		r.client.Store(&clientBox{r.factory()})
+	} else {
+		r.client.Store(&clientBox{rdb})
+	}
+	if r.factory == nil && !contextTimeouts(rdb) {
+		cfg.logger.Warn("rate limiter: using the Redis client as it is; decisions wait past the deadline unless it honours context deadlines",
+			"limiter", name, "client", fmt.Sprintf("%T", rdb))
+	}
 	return r, nil
+}
+
+func (r *Redis) rdb() redis.UniversalClient { return r.client.Load().c }
+
+// Close releases the connections the limiter opened (none when it uses the
+// caller's client as it is). Decisions after Close take the failure policy.
+func (r *Redis) Close() error {
+	if !r.closed.CompareAndSwap(false, true) || r.factory == nil {
+		return nil
+	}
+	return r.client.Load().c.Close()
+}
+
+// renewClient replaces the limiter's own pool after a failed probe: go-redis
+// stops dialling for callers once a pool has failed PoolSize dials and then
+// retries only once a second, which would hold recovery back.
+func (r *Redis) renewClient() {
+	if r.factory == nil || r.closed.Load() {
+		return
+	}
+	// Calls in flight when Redis goes down all fail at once: renew once.
+	now, last := r.cfg.clock().UnixNano(), r.renewed.Load()
+	if now-last < int64(r.cfg.probeInterval/2) || !r.renewed.CompareAndSwap(last, now) {
+		return
+	}
+	old := r.client.Swap(&clientBox{r.factory()})
+	_ = old.c.Close()
+	if r.closed.Load() { // Close ran meanwhile and closed the old one only
+		_ = r.client.Load().c.Close()
+	}
+}
+
+// ownClientFactory returns how to open the limiter's own pool for the
+// client types whose options it can copy, or nil.
+func ownClientFactory(rdb redis.UniversalClient) func() redis.UniversalClient {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		return func() redis.UniversalClient {
+			oo := o
+			oo.ContextTimeoutEnabled = true
+			oo.DialerRetries = 1 // the limiter's probe is the retry
+			// NewClient stores its push-notification processor in the
+			// options it is given: each pool needs its own.
+			oo.PushNotificationProcessor = nil
+			if o.MaintNotificationsConfig != nil {
+				mc := *o.MaintNotificationsConfig
+				oo.MaintNotificationsConfig = &mc
+			}
+			return redis.NewClient(&oo)
+		}
+	case *redis.ClusterClient:
+		o := *c.Options()
+		return func() redis.UniversalClient {
+			oo := o
+			oo.ContextTimeoutEnabled = true
+			oo.DialerRetries = 1
+			if o.MaintNotificationsConfig != nil {
+				mc := *o.MaintNotificationsConfig
+				oo.MaintNotificationsConfig = &mc
+			}
+			return redis.NewClusterClient(&oo)
+		}
+	}
+	return nil
+}
+
+// contextTimeouts reports whether a client is known to honour context deadlines.
+func contextTimeouts(rdb redis.UniversalClient) bool {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+func isNilClient(rdb redis.UniversalClient) bool {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c == nil
+	case *redis.ClusterClient:
+		return c == nil
+	case *redis.Ring:
+		return c == nil
+	}
+	return false
 }
 
 // Name returns the limiter's name.
@@ -300,25 +435,50 @@ func (r *Redis) AllowN(_ context.Context, key string, n int) (Decision, error) {
 	if n < 1 {
 		return Decision{}, fmt.Errorf("ratelimit: n must be >= 1, got %d", n)
 	}
-	rkey := r.prefix + safeKey(key) + "}"
-	if r.lease != nil {
-		return r.allowLease(rkey, key, n), nil
-	}
-	if !r.health.tryRedis(r.cfg.probeInterval) {
+	if r.closed.Load() {
 		return r.fail(key, n), nil
 	}
-	v, err := syncScript.Run(r.deadline.ctx(), r.rdb, []string{rkey}, r.interval, r.capacity, n).Int64()
+	rkey := r.prefix + safeKey(key) + "}"
+	switch {
+	case r.lease != nil:
+		return r.allowLease(rkey, key, n), nil
+	case n == 1 && r.coalesce != nil:
+		return r.allowCoalesced(rkey, key), nil
+	}
+	return r.allowOne(rkey, key, n), nil
+}
+
+// allowOne decides n tokens in its own round trip.
+func (r *Redis) allowOne(rkey, key string, n int) Decision {
+	if !r.health.tryRedis(r.cfg.probeInterval) {
+		return r.fail(key, n)
+	}
+	v, err := syncScript.Run(r.deadline.ctx(), r.rdb(), []string{rkey}, r.interval, r.capacity, n).Int64()
 	if err != nil {
 		r.markDown(err)
-		return r.fail(key, n), nil
+		return r.fail(key, n)
 	}
 	r.markUp()
 	if v > 0 {
-		return outcome{allowed: true, reset: float64(v)}.decision(r.rate, 1e3, SourceRedis), nil
+		return outcome{allowed: true, reset: float64(v)}.decision(r.rate, 1e3, SourceRedis)
 	}
 	retry := float64(-v)
 	reset := retry + float64(r.rate.burst()-n)*r.rate.intervalNanos()/1e3
-	return outcome{retry: retry, reset: reset}.decision(r.rate, 1e3, SourceRedis), nil
+	return outcome{retry: retry, reset: reset}.decision(r.rate, 1e3, SourceRedis)
+}
+
+// takeUpTo takes between need and want tokens in one round trip. It returns
+// how many it took (0 when fewer than need were there) and, in µs, the time
+// until the bucket is full (taken > 0) or until need tokens are there.
+func (r *Redis) takeUpTo(rkey string, want, need int) (int, float64, error) {
+	res, err := leaseScript.Run(r.deadline.ctx(), r.rdb(), []string{rkey}, r.interval, r.capacity, want, need).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("ratelimit: lease script answered %d values", len(res))
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(res[0]), float64(res[1]), nil
 }
 
 // fail answers by the failure policy.
@@ -362,6 +522,7 @@ func (r *Redis) localFallback() *Local {
 }
 
 func (r *Redis) markDown(err error) {
+	defer r.renewClient()
 	if r.health.down.CompareAndSwap(0, r.cfg.clock().UnixNano()) {
 		r.cfg.logger.Warn("rate limiter: Redis unreachable, failure policy answers",
 			"limiter", r.name, "policy", r.cfg.policy.String(), "error", err.Error())

@@ -24,7 +24,7 @@ func newRedis(t *testing.T) (*testenv.Redis, *redis.Client) {
 // has flowed in; remaining and retry-after are exact.
 func TestRedisBurstThenDeny(t *testing.T) {
 	_, rdb := newRedis(t)
-	l, err := ratelimit.NewRedis(rdb, "burst", ratelimit.Rate{Limit: 10, Period: time.Minute, Burst: 5})
+	l, err := newLimiter(t, rdb, "burst", ratelimit.Rate{Limit: 10, Period: time.Minute, Burst: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,4 +64,14 @@ func TestRedisBurstThenDeny(t *testing.T) {
 			t.Errorf("key %q ttl %v", k, ttl)
 		}
 	}
+}
+
+// newLimiter is ratelimit.NewRedis with Close at the end of the test.
+func newLimiter(t testing.TB, rdb redis.UniversalClient, name string, r ratelimit.Rate, opts ...ratelimit.RedisOption) (*ratelimit.Redis, error) {
+	t.Helper()
+	l, err := ratelimit.NewRedis(rdb, name, r, opts...)
+	if err == nil {
+		t.Cleanup(func() { _ = l.Close() })
+	}
+	return l, err
 }
