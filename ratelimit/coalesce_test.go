@@ -2,9 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,22 +11,6 @@ import (
 	"github.com/gingov/gingov/ratelimit"
 )
 
-// scriptCalls counts the EVALSHA/EVAL commands a client sends.
-type scriptCalls struct{ n atomic.Int64 }
-
-func (h *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if name := strings.ToLower(cmd.Name()); name == "evalsha" || name == "eval" {
-			h.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // Many goroutines on one key: exactly the burst passes, and the allowed
 // decisions report every Remaining value from burst-1 down to 0 once —
 // the same answers as one call per decision — whether or not decisions
@@ -36,7 +18,7 @@ func (h *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func TestHotKeyExactWithAndWithoutCoalescing(t *testing.T) {
 	_, rdb := newRedis(t)
 	for _, coalesce := range []bool{true, false} {
-		calls := &scriptCalls{}
+		calls := &scriptCounter{}
 		client := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, ContextTimeoutEnabled: true})
 		client.AddHook(calls)
 		name := "hot-coalesce"
