@@ -298,6 +298,10 @@ func TestNewRedisValidates(t *testing.T) {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithLease(ratelimit.LeaseOptions{Window: time.Second, TTL: time.Millisecond}))
 			return err
 		},
+		"finest a Redis bucket": func() error {
+			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.Rate{Limit: 4_000_000, Period: time.Second})
+			return err
+		},
 		"must not be negative": func() error {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithLease(ratelimit.LeaseOptions{MaxBatch: -1}))
 			return err

@@ -25,6 +25,10 @@ const (
 	DefaultProbeInterval = 200 * time.Millisecond
 	// DefaultKeyPrefix starts every Redis key of the limiter.
 	DefaultKeyPrefix = "gingov:rl:"
+	// MinRedisInterval is the shortest time per token of a Redis bucket
+	// (at most a million tokens per second per key): the scripts keep time
+	// in microseconds.
+	MinRedisInterval = time.Microsecond
 	// MaxRawKeyLen is the longest key used as it is in a Redis key; longer
 	// keys, and keys with bytes outside [A-Za-z0-9._:/@-], are hashed.
 	MaxRawKeyLen = 64
@@ -293,6 +297,10 @@ func NewRedis(rdb redis.UniversalClient, name string, rate Rate, opts ...RedisOp
 		return nil, fmt.Errorf("ratelimit: max keys must be >= 1, got %d", cfg.maxKeys)
 	}
 	usPerToken := rate.intervalNanos() / 1e3
+	if usPerToken < MinRedisInterval.Seconds()*1e6 {
+		return nil, fmt.Errorf("ratelimit: rate %d/%s is above one token per %s, the finest a Redis bucket tracks (its clock is in microseconds)",
+			rate.Limit, rate.Period, MinRedisInterval)
+	}
 	r := &Redis{
 		name:     name,
 		rate:     rate,
