@@ -1,2 +1,0 @@
-// Package circuitbreaker will hold gingov's server and client circuit breakers.
-package circuitbreaker
