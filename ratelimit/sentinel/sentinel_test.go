@@ -1,0 +1,316 @@
+package sentinel_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/goleak"
+
+	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/logging"
+	"github.com/gingov/gingov/ratelimit/sentinel"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	logDir, err := os.MkdirTemp("", "gingov-sentinel-test")
+	if err != nil {
+		panic(err)
+	}
+	if err := sentinel.Init(sentinel.WithLogDir(logDir)); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(logDir)
+	if code == 0 {
+		// Sentinel's own collectors run for the life of the process once
+		// Init has run; they are its documented leftovers.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitCpuCollector.func1.1"),
+			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitMemoryCollector.func1.1"),
+			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitLoadCollector.func1.1"),
+			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/util.StartTimeTicker.func1"),
+		); err != nil {
+			println(err.Error())
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func load(t *testing.T, doc string) {
+	t.Helper()
+	rules, err := sentinel.ParseRules([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sentinel.Load(rules); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sentinel.Load(sentinel.Rules{}) })
+}
+
+func newEngine(t *testing.T, opts ...sentinel.Option) *gin.Engine {
+	t.Helper()
+	f, err := sentinel.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.Use(logging.Recovery(logging.New(io.Discard, nil)))
+	errcode.Handle(r)
+	r.Use(f.Middleware())
+	r.GET("/orders/:id", func(c *gin.Context) { c.String(200, "ok") })
+	r.GET("/inv/:id", func(c *gin.Context) { c.String(200, "ok") })
+	r.GET("/watch/:id", func(c *gin.Context) { c.String(200, "ok") })
+	r.GET("/fail", func(c *gin.Context) { c.String(500, "boom") })
+	r.GET("/panic", func(c *gin.Context) { panic("bug") })
+	r.GET("/slow", func(c *gin.Context) { time.Sleep(200 * time.Millisecond); c.String(200, "ok") })
+	return r
+}
+
+func get(r http.Handler, target string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+	return w
+}
+
+func reason(t *testing.T, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	var env errcode.Envelope
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil {
+		t.Fatalf("not an envelope: %d %s", w.Code, w.Body)
+	}
+	return env.Reason
+}
+
+// A flow rule of N per second admits N ± 5% per second under demand well
+// above it. Counted from the second second on: in the first, Sentinel's
+// half-second buckets let about N/4 more through while its window fills.
+func TestFlowRuleAdmitsItsRate(t *testing.T) {
+	load(t, `flow: [{resource: "GET:/orders/:id", threshold: 50}]`)
+	r := newEngine(t)
+	var allowed, blocked, first int
+	start := time.Now()
+	for time.Since(start) < 6*time.Second {
+		w := get(r, "/orders/1")
+		switch w.Code {
+		case 200:
+			if time.Since(start) < time.Second {
+				first++
+			} else {
+				allowed++
+			}
+		case 429:
+			blocked++
+			if reason(t, w) != "FLOW_BLOCKED" || w.Header().Get("Retry-After") != "1" {
+				t.Fatalf("block answer: %s %v", w.Body, w.Header())
+			}
+		default:
+			t.Fatalf("status %d", w.Code)
+		}
+		time.Sleep(2 * time.Millisecond) // ~400/s offered
+	}
+	elapsed := time.Since(start).Seconds() - 1
+	ideal := 50 * elapsed
+	t.Logf("flow 50/s: %d admitted in the first second, then %d in %.2fs (ideal %.0f, ratio %.3f); %d blocked",
+		first, allowed, elapsed, ideal, float64(allowed)/ideal, blocked)
+	if float64(allowed) < ideal*0.95 || float64(allowed) > ideal*1.05 {
+		t.Fatalf("admitted %d, want %.0f ± 5%%", allowed, ideal)
+	}
+}
+
+// Warm-up: after a quiet period the rule starts at threshold/coldFactor and
+// ramps to the threshold over the warm-up period.
+func TestFlowWarmUpRamps(t *testing.T) {
+	load(t, `flow: [{resource: "GET:/orders/:id", threshold: 200, behavior: warmup, warmUpPeriodSec: 3, warmUpColdFactor: 4}]`)
+	r := newEngine(t)
+	perSecond := make([]int, 5)
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		if get(r, "/orders/1").Code == 200 {
+			perSecond[int(time.Since(start).Seconds())]++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("warm-up 200/s over 3 s, cold factor 4: admitted per second %v", perSecond)
+	if perSecond[0] >= 150 || perSecond[4] < 150 || perSecond[0] >= perSecond[4] {
+		t.Fatalf("no ramp: %v", perSecond)
+	}
+}
+
+// An error-ratio breaker rule sees the handler's 5xx answers and panics
+// (Sentinel's own Gin adapter never reports them) and opens.
+func TestErrorRatioBreakerSeesHandlerFailures(t *testing.T) {
+	for _, path := range []string{"/fail", "/panic"} {
+		t.Run(path, func(t *testing.T) {
+			load(t, `circuitBreaker: [{resource: "GET:`+path+`", strategy: error_ratio, threshold: 0.5, minRequests: 5, statIntervalMs: 2000, retryTimeoutMs: 3000}]`)
+			r := newEngine(t)
+			for i := 0; i < 5; i++ { // minRequests failures: the breaker opens on the 5th
+				if w := get(r, path); w.Code != 500 {
+					t.Fatalf("request %d: %d", i, w.Code)
+				}
+			}
+			w := get(r, path)
+			if w.Code != 503 || reason(t, w) != "CIRCUIT_OPEN" || w.Header().Get("Retry-After") != "3" {
+				t.Fatalf("breaker did not open on handler failures: %d %s %v", w.Code, w.Body, w.Header())
+			}
+		})
+	}
+}
+
+func TestIsolationAndSystemAnswers(t *testing.T) {
+	load(t, `isolation: [{resource: "GET:/slow", maxConcurrency: 1}]`)
+	r := newEngine(t)
+	var wg sync.WaitGroup
+	var limited atomic.Int64
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w := get(r, "/slow"); w.Code == 503 && strings.Contains(w.Body.String(), "CONCURRENCY_LIMITED") {
+				limited.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if limited.Load() == 0 {
+		t.Fatal("isolation rule never answered 503 CONCURRENCY_LIMITED")
+	}
+
+	load(t, `system: [{metric: inbound_qps, threshold: 3}]`)
+	sys := 0
+	for i := 0; i < 20; i++ {
+		if w := get(r, "/orders/1"); w.Code == 503 && reason(t, w) == "SYSTEM_OVERLOAD" {
+			sys++
+		}
+	}
+	if sys == 0 {
+		t.Fatal("system rule never answered 503 SYSTEM_OVERLOAD")
+	}
+}
+
+// Hotspot rules limit per parameter value.
+func TestHotspotPerParameter(t *testing.T) {
+	load(t, `hotspot: [{resource: "GET:/orders/:id", param: 0, threshold: 2, durationSec: 1}]`)
+	r := newEngine(t, sentinel.WithParams(sentinel.ParamQuery("user")))
+	codes := []int{get(r, "/orders/1?user=a").Code, get(r, "/orders/1?user=a").Code, get(r, "/orders/1?user=a").Code}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Fatalf("user a: %v", codes)
+	}
+	if w := get(r, "/orders/1?user=b"); w.Code != 200 {
+		t.Fatalf("user b limited by user a's budget: %d", w.Code)
+	}
+}
+
+// All unmatched paths are one resource, not one per path.
+func TestUnmatchedPathsShareOneResource(t *testing.T) {
+	load(t, `flow: [{resource: "unmatched", threshold: 2}]`)
+	r := newEngine(t)
+	got := []int{get(r, "/a").Code, get(r, "/b").Code, get(r, "/c").Code}
+	if got[0] != 404 || got[1] != 404 || got[2] != 429 {
+		t.Fatalf("unmatched: %v", got)
+	}
+}
+
+func TestFallbackAndBlockHandler(t *testing.T) {
+	load(t, `flow: [{resource: "GET:/orders/:id", threshold: 1}]`)
+	r := newEngine(t, sentinel.WithFallback("/orders/:id", func(c *gin.Context, cause error) error {
+		c.JSON(200, gin.H{"degraded": true, "why": cause.Error()})
+		return nil
+	}))
+	get(r, "/orders/1")
+	w := get(r, "/orders/1")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"degraded":true`) {
+		t.Fatalf("fallback: %d %s", w.Code, w.Body)
+	}
+}
+
+// An invalid rule set is rejected as a whole and changes nothing.
+func TestInvalidRulesChangeNothing(t *testing.T) {
+	load(t, `flow: [{resource: "GET:/inv/:id", threshold: 1}]`)
+	bad := []string{
+		`flow: [{resource: "GET:/inv/:id", threshold: 0}]`,
+		`flow: [{resource: "x", threshold: 5, behavior: sometimes}]`,
+		`flow: [{resource: "", threshold: 5}]`,
+		`flow: [{resource: "x", threshold: 5, behavior: warmup}]`,
+		`system: [{metric: cpu, threshold: 3}]`,
+		`system: [{metric: avg_rt, threshold: 10, strategy: bbr}]`,
+		`circuitBreaker: [{resource: x, strategy: maybe}]`,
+		`isolation: [{resource: x, maxConcurrency: 0}]`,
+		`hotspot: [{resource: x, param: -1, threshold: 1}]`,
+		`flow: [{resource: x, threshold: 5, colour: red}]`,
+		`flow: {not: a list}`,
+	}
+	for _, doc := range bad {
+		if _, err := sentinel.ParseRules([]byte(doc)); err == nil || !strings.HasPrefix(err.Error(), "sentinel: ") {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+	mixed := sentinel.Rules{Flow: []sentinel.FlowRule{{Resource: "GET:/inv/:id", Threshold: 1000}, {Resource: "", Threshold: 1}}}
+	if err := sentinel.Load(mixed); err == nil || !strings.Contains(err.Error(), "flow rule 1") {
+		t.Fatalf("mixed set: %v", err)
+	}
+	r := newEngine(t)
+	if a, b := get(r, "/inv/1").Code, get(r, "/inv/1").Code; a != 200 || b != 429 {
+		t.Fatalf("the rule in force changed: %d %d", a, b)
+	}
+}
+
+// Hot reload from a file: a change takes effect, a malformed version is
+// rejected and logged while the previous rules stay.
+func TestWatchFileHotReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`flow: [{resource: "GET:/watch/:id", threshold: 1}]`)
+	reloads := make(chan error, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := sentinel.WatchFile(ctx, path, sentinel.WithPollInterval(50*time.Millisecond),
+		sentinel.WithSourceLogger(logging.New(io.Discard, nil)),
+		sentinel.WithOnReload(func(err error) { reloads <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); wait(); _ = sentinel.Load(sentinel.Rules{}) }()
+	<-reloads // the first load
+	r := newEngine(t)
+	if a, b := get(r, "/watch/1").Code, get(r, "/watch/1").Code; a != 200 || b != 429 {
+		t.Fatalf("initial rule: %d %d", a, b)
+	}
+	write(`flow: [{resource: "GET:/watch/:id", threshold: 1000}]`)
+	if err := <-reloads; err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if get(r, "/watch/1").Code != 200 {
+			t.Fatal("the reloaded limit did not take effect")
+		}
+	}
+	write(`flow: [{resource: "GET:/watch/:id", threshold: -4}]`)
+	if err := <-reloads; err == nil {
+		t.Fatal("a malformed file was accepted")
+	}
+	for i := 0; i < 5; i++ {
+		if get(r, "/watch/1").Code != 200 {
+			t.Fatal("a rejected file replaced the rules in force")
+		}
+	}
+	if _, err := sentinel.WatchFile(ctx, filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("a missing file at start was accepted")
+	}
+}
