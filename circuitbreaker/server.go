@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -37,6 +38,7 @@ type config struct {
 	isFailure   func(c *gin.Context, status int) bool
 	fallbacks   map[string]Fallback
 	fallbackAll Fallback
+	shared      *Shared
 }
 
 // WithPolicy sets the policy (default Classic{}).
@@ -109,12 +111,38 @@ type group[K comparable] struct {
 	breakers sync.Map // K -> breaker
 	n        atomic.Int64
 	overflow breaker
+	shared   *sharedState // nil unless WithShared
 }
 
-func newGroup[K comparable](cfg *config) *group[K] {
+func newGroup[K comparable](cfg *config) (*group[K], error) {
 	g := &group[K]{cfg: cfg}
-	g.overflow = cfg.policy.newBreaker(OverflowName, g.changed)
-	return g
+	if cfg.shared != nil {
+		st, err := startShared(*cfg.shared)
+		if err != nil {
+			return nil, err
+		}
+		g.shared = st
+	}
+	g.overflow = g.newBreaker(OverflowName)
+	return g, nil
+}
+
+func (g *group[K]) newBreaker(name string) breaker {
+	b := g.cfg.policy.newBreaker(name, g.changed)
+	if g.shared != nil {
+		var openFor time.Duration
+		if c, ok := g.cfg.policy.(Classic); ok { // SRE has no open period to share
+			openFor = c.withDefaults().OpenTimeout
+		}
+		b = g.shared.wrap(name, b, openFor)
+	}
+	return b
+}
+
+func (g *group[K]) close() {
+	if g.shared != nil {
+		g.shared.close()
+	}
 }
 
 func (g *group[K]) get(k K, name func() string) breaker {
@@ -124,7 +152,7 @@ func (g *group[K]) get(k K, name func() string) breaker {
 	if g.n.Load() >= int64(g.cfg.maxBreakers) {
 		return g.overflow
 	}
-	b, loaded := g.breakers.LoadOrStore(k, g.cfg.policy.newBreaker(name(), g.changed))
+	b, loaded := g.breakers.LoadOrStore(k, g.newBreaker(name()))
 	if !loaded {
 		g.n.Add(1)
 	}
@@ -138,6 +166,9 @@ func (g *group[K]) changed(ch Change) {
 	}
 	g.cfg.logger.Log(context.Background(), level, "circuit breaker state changed",
 		"breaker", ch.Name, "from", ch.From.String(), "to", ch.To.String())
+	if ch.To == StateOpen && g.shared != nil {
+		g.shared.tripped(ch.Name, ch.At)
+	}
 	if g.cfg.onChange != nil {
 		g.cfg.onChange(ch)
 	}
@@ -158,8 +189,17 @@ func New(opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
-	s.group = newGroup[routeKey](&s.cfg)
+	if s.group, err = newGroup[routeKey](&s.cfg); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Close stops the shared-state sync loop (WithShared); without it, Close
+// does nothing.
+func (s *Server) Close() error {
+	s.group.close()
+	return nil
 }
 
 // State returns the state of the breaker of a method and route template.

@@ -30,8 +30,16 @@ func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
 		next = http.DefaultTransport
 	}
 	t := &Transport{next: next, cfg: cfg}
-	t.group = newGroup[string](&t.cfg)
+	if t.group, err = newGroup[string](&t.cfg); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// Close stops the shared-state sync loop (WithShared).
+func (t *Transport) Close() error {
+	t.group.close()
+	return nil
 }
 
 // State returns the state of a host's breaker.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently and quietly when it is there:
-# Debian packages for the real servers. Later issues add rnacos (cargo),
-# the Eureka fixture (Maven), etcd and Prometheus here.
+# Debian packages for the real servers, and rnacos built by cargo. Later
+# issues add the Eureka fixture (Maven), etcd and Prometheus here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,4 +23,41 @@ fi
 # start their own on free ports, so stop it to keep the machine quiet.
 if command -v service >/dev/null 2>&1 && pgrep -x redis-server >/dev/null 2>&1; then
 	as_root service redis-server stop >/dev/null 2>&1 || true
+fi
+
+# rnacos (the Nacos-protocol server) from Rust's crate registry, pinned. The
+# tests look for it in PATH, then in ~/.cargo/bin, which is where cargo puts
+# it and so also its cache: an installed binary of the pinned version is
+# reused as it is. A build from scratch takes ~8.5 min on 2 cores.
+# The version is the one the harness pins (RnacosVersion).
+rnacos_version=$(sed -n 's/^const RnacosVersion = "\(.*\)"$/\1/p' internal/testenv/nacos.go)
+[ -n "$rnacos_version" ] || { echo "install-deps: RnacosVersion not found in internal/testenv/nacos.go"; exit 1; }
+cargo_bin="$HOME/.cargo/bin"
+# which_rnacos prints the rnacos the tests would run (PATH first).
+which_rnacos() {
+	command -v rnacos 2>/dev/null || { [ -x "$cargo_bin/rnacos" ] && echo "$cargo_bin/rnacos"; } || true
+}
+rnacos_is_pinned() {
+	[ -n "$1" ] && [ "$("$1" --version 2>/dev/null)" = "rnacos $rnacos_version" ]
+}
+found=$(which_rnacos)
+if ! rnacos_is_pinned "$found" && ! rnacos_is_pinned "$cargo_bin/rnacos"; then
+	cargo=$(command -v cargo 2>/dev/null || echo "$cargo_bin/cargo")
+	if [ ! -x "$cargo" ]; then
+		echo "install-deps: rnacos $rnacos_version needs cargo (Rust); install it and run this again"
+		exit 1
+	fi
+	echo "install-deps: building rnacos $rnacos_version with cargo install (several minutes)"
+	log=$(mktemp "${TMPDIR:-/tmp}/install-deps-rnacos.XXXXXX")
+	if ! "$cargo" install --locked --root "$HOME/.cargo" rnacos --version "$rnacos_version" >"$log" 2>&1; then
+		cat "$log"
+		echo "install-deps: cargo install rnacos $rnacos_version failed (log above, kept in $log)"
+		exit 1
+	fi
+	rm -f "$log"
+	found=$(which_rnacos)
+fi
+if ! rnacos_is_pinned "$found"; then
+	echo "install-deps: $found ($("$found" --version 2>&1)) shadows $cargo_bin/rnacos $rnacos_version; remove it or put $cargo_bin first in PATH"
+	exit 1
 fi
