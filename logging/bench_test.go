@@ -2,34 +2,17 @@ package logging_test
 
 import (
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/benchping"
 	"github.com/gingov/gingov/logging"
 )
 
-// Each benchmark serves GET /ping -> {"message":"pong"} with a fresh
-// recorder per iteration; only the middleware differs from BenchmarkBareGin.
-func benchServe(b *testing.B, mw ...gin.HandlerFunc) {
-	r := gin.New()
-	r.Use(mw...)
-	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
-	req := httptest.NewRequest(http.MethodGet, "/ping", nil)
-	req.Header.Set("User-Agent", "bench")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w := httptest.NewRecorder()
-		r.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d", w.Code)
-		}
-	}
-}
+// benchServe runs the shared /ping loop behind mw.
+func benchServe(b *testing.B, mw ...gin.HandlerFunc) { benchping.Run(b, mw...) }
 
 func BenchmarkBareGin(b *testing.B) { benchServe(b) }
 

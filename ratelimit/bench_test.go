@@ -2,14 +2,13 @@ package ratelimit_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gingov/gingov/internal/benchping"
 	"github.com/gingov/gingov/ratelimit"
 )
 
@@ -53,20 +52,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"local-per-ip-no-headers", []gin.HandlerFunc{mustGuardB(b, ratelimit.PerIP(1e9, time.Second),
 			ratelimit.WithHeaders(ratelimit.HeadersNone)).Middleware()}},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			r := gin.New()
-			r.Use(tc.mw...)
-			r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
-			req := httptest.NewRequest(http.MethodGet, "/ping", nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				w := httptest.NewRecorder()
-				r.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatal(w.Code)
-				}
-			}
-		})
+		b.Run(tc.name, func(b *testing.B) { benchping.Run(b, tc.mw...) })
 	}
 }
 

@@ -333,15 +333,11 @@ func (n *Nacos) waitRaftApplied(t testing.TB, index uint64) {
 // h2Settings sends the HTTP/2 client preface and an empty SETTINGS frame to
 // addr and expects a SETTINGS frame back, as any gRPC server sends first.
 func h2Settings(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	// Preface, then a frame header: length 0, type 0x4 SETTINGS, flags 0, stream 0.
 	if _, err := conn.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)); err != nil {
 		return err

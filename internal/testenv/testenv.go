@@ -217,17 +217,26 @@ func (r *Redis) waitPing(timeout time.Duration) error {
 	return err
 }
 
-// Ping sends a RESP PING to addr and expects +PONG, without a client library.
-func Ping(ctx context.Context, addr string) error {
+// dial connects to addr with ctx's deadline also set on the connection.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	return conn, nil
+}
+
+// Ping sends a RESP PING to addr and expects +PONG, without a client library.
+func Ping(ctx context.Context, addr string) error {
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
 		return err
 	}

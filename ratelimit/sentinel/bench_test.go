@@ -1,12 +1,11 @@
 package sentinel_test
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gingov/gingov/internal/benchping"
 	"github.com/gingov/gingov/ratelimit/sentinel"
 )
 
@@ -28,24 +27,15 @@ func BenchmarkMiddleware(b *testing.B) {
 			name = "sentinel"
 		}
 		b.Run(name, func(b *testing.B) {
-			r := gin.New()
+			var mw []gin.HandlerFunc
 			if on {
 				f, err := sentinel.New()
 				if err != nil {
 					b.Fatal(err)
 				}
-				r.Use(f.Middleware())
+				mw = append(mw, f.Middleware())
 			}
-			r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
-			req := httptest.NewRequest(http.MethodGet, "/ping", nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				w := httptest.NewRecorder()
-				r.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatal(w.Code)
-				}
-			}
+			benchping.Run(b, mw...)
 		})
 	}
 }
