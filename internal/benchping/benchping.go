@@ -18,7 +18,7 @@ func Run(b *testing.B, mw ...gin.HandlerFunc) {
 	r := gin.New()
 	r.Use(mw...)
 	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
-	req := httptest.NewRequest(http.MethodGet, "/ping", nil)
+	req := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/ping", nil)
 	req.Header.Set("User-Agent", "bench")
 	b.ReportAllocs()
 	for b.Loop() {
