@@ -134,6 +134,8 @@ func WithLogger(l *slog.Logger) Option { return func(f *Flow) { f.logger = l } }
 
 // Flow is the Sentinel middleware.
 type Flow struct {
+	baseOpts     []sentinelapi.EntryOption // the same for every request
+	resources    sync.Map                  // routeKey -> resource name, built once per route
 	params       []Param
 	fallbacks    map[string]circuitbreaker.Fallback
 	blockHandler func(c *gin.Context, block *base.BlockError)
@@ -162,6 +164,7 @@ func New(opts ...Option) (*Flow, error) {
 	if f.logger == nil {
 		f.logger = slog.Default()
 	}
+	f.baseOpts = []sentinelapi.EntryOption{sentinelapi.WithTrafficType(base.Inbound), sentinelapi.WithResourceType(base.ResTypeWeb)}
 	if err := Init(); err != nil {
 		return nil, err
 	}
@@ -177,19 +180,17 @@ func (e *BlockedError) Error() string { return "sentinel: blocked by " + e.Block
 func (f *Flow) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		route := c.FullPath()
-		resource := UnmatchedResource
-		if route != "" {
-			resource = Resource(c.Request.Method, route)
-		}
-		opts := []sentinelapi.EntryOption{sentinelapi.WithTrafficType(base.Inbound), sentinelapi.WithResourceType(base.ResTypeWeb)}
+		resource := f.resource(c.Request.Method, route)
+		opts := f.baseOpts
 		if len(f.params) > 0 {
+			opts = append(opts[:len(opts):len(opts)], nil) // a copy: baseOpts is shared
 			args := make([]interface{}, len(f.params))
 			for i, p := range f.params {
 				if v, ok := p(c); ok {
 					args[i] = v
 				}
 			}
-			opts = append(opts, sentinelapi.WithArgs(args...))
+			opts[len(opts)-1] = sentinelapi.WithArgs(args...)
 		}
 		entry, block := sentinelapi.Entry(resource, opts...)
 		if block != nil {
@@ -219,6 +220,23 @@ func (f *Flow) Middleware() gin.HandlerFunc {
 			sentinelapi.TraceError(entry, err)
 		}
 	}
+}
+
+type routeKey struct{ method, route string }
+
+// resource names a route's resource once, not per request; routes are the
+// engine's, so the cache is bounded.
+func (f *Flow) resource(method, route string) string {
+	if route == "" {
+		return UnmatchedResource
+	}
+	k := routeKey{method, route}
+	if r, ok := f.resources.Load(k); ok {
+		return r.(string)
+	}
+	r := Resource(method, route)
+	f.resources.Store(k, r)
+	return r
 }
 
 func (f *Flow) blocked(c *gin.Context, route string, block *base.BlockError) {
