@@ -37,15 +37,19 @@ type NacosSource struct {
 }
 
 // WatchNacos loads the rule document from the Nacos config center and
-// applies every change pushed by the server, until ctx is done; then it
+// applies every change, pushed by the server or read every poll interval
+// (WithPollInterval, default 1 s), until ctx is done; then it
 // cancels the listener and closes the client, and wait returns. A missing
 // or empty document at start means no rules; an invalid one is an error.
 // Later invalid versions are rejected and logged, and the rules in force
 // stay.
 func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wait func(), err error) {
-	cfg := sourceConfig{}
+	cfg := sourceConfig{interval: DefaultPollInterval}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.interval <= 0 {
+		return nil, errors.New("sentinel: poll interval must be > 0")
 	}
 	if src.DataID == "" {
 		return nil, errors.New("sentinel: Nacos source needs a DataID")
@@ -110,12 +114,26 @@ func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wai
 		client.CloseClient()
 		return nil, fmt.Errorf("sentinel: Nacos listen: %w", err)
 	}
+	// The SDK's pushes can be lost (its notifier can block on a full
+	// channel), so the document is also read every poll interval; Apply
+	// skips content it has already applied.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		<-ctx.Done()
-		_ = client.CancelListenConfig(vo.ConfigParam{DataId: src.DataID, Group: src.Group})
-		client.CloseClient()
+		t := time.NewTicker(cfg.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				_ = client.CancelListenConfig(vo.ConfigParam{DataId: src.DataID, Group: src.Group})
+				client.CloseClient()
+				return
+			case <-t.C:
+				if content, err := client.GetConfig(vo.ConfigParam{DataId: src.DataID, Group: src.Group}); err == nil && content != "" {
+					_ = a.Apply([]byte(content)) // logged by Apply
+				}
+			}
+		}
 	}()
 	return func() { <-done }, nil
 }

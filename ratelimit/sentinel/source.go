@@ -70,7 +70,8 @@ type sourceConfig struct {
 // WithSourceLogger logs loads and rejections (default slog.Default()).
 func WithSourceLogger(l *slog.Logger) SourceOption { return func(c *sourceConfig) { c.logger = l } }
 
-// WithPollInterval sets how often a file is checked (default DefaultPollInterval).
+// WithPollInterval sets how often a file or the Nacos document is read
+// (default DefaultPollInterval).
 func WithPollInterval(d time.Duration) SourceOption { return func(c *sourceConfig) { c.interval = d } }
 
 // WithOnReload calls fn after every load attempt with its error (nil: loaded).
