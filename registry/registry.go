@@ -1,0 +1,163 @@
+// Package registry registers a Gin service with a service registry and
+// discovers other services through one.
+//
+// The backends implement two small interfaces: [Registrar] (Register and
+// Deregister, both bounded by a context) and [Discovery] (instances of a
+// service, and a [Watcher] for changes). Eureka lives in this package, with
+// its own JSON client over net/http; Nacos and etcd are nested modules
+// (registry/nacos, registry/etcd) so that importing registry links neither
+// SDK.
+//
+// Backends report what happens to a registration through [Event]s
+// (registered, heartbeat failed, re-registered, deregistered), so that
+// metrics and logs can follow a registration without a backend importing
+// either.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// ServiceInstance is one running instance of a service.
+type ServiceInstance struct {
+	// ID identifies the instance within its service; unique per process.
+	// Backends derive a default from Name and Address when it is empty.
+	ID string
+	// Name is the service name, used as is: no suffix is added, so other
+	// frameworks' clients find it under the same name.
+	Name string
+	// Version is the service's version (e.g. "v1.4.2"); backends store it
+	// in the instance metadata under "version".
+	Version string
+	// Address is host:port where the instance serves HTTP. The host must be
+	// an address other instances can reach (not 0.0.0.0 or empty).
+	Address string
+	// Metadata is free-form labels (zone, canary group, ...). The discovery
+	// load balancer can select instances by them.
+	Metadata map[string]string
+	// Weight is the relative share of traffic for weighted balancing; 0
+	// means [DefaultWeight].
+	Weight int
+}
+
+// DefaultWeight is the weight of an instance whose Weight is 0.
+const DefaultWeight = 100
+
+// Validate reports what is wrong with the instance, naming the field.
+func (s *ServiceInstance) Validate() error {
+	if s == nil {
+		return errors.New("registry: nil ServiceInstance")
+	}
+	if s.Name == "" {
+		return errors.New("registry: ServiceInstance.Name is empty")
+	}
+	host, port, err := net.SplitHostPort(s.Address)
+	if err != nil {
+		return fmt.Errorf("registry: ServiceInstance.Address %q is not host:port: %w", s.Address, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return fmt.Errorf("registry: ServiceInstance.Address %q has no reachable host", s.Address)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("registry: ServiceInstance.Address %q has an invalid port", s.Address)
+	}
+	if s.Weight < 0 {
+		return fmt.Errorf("registry: ServiceInstance.Weight %d is negative", s.Weight)
+	}
+	return nil
+}
+
+// EffectiveWeight is Weight, or DefaultWeight when Weight is 0.
+func (s *ServiceInstance) EffectiveWeight() int {
+	if s.Weight == 0 {
+		return DefaultWeight
+	}
+	return s.Weight
+}
+
+// InstanceID is the ID of s, or name-host-port when ID is empty.
+func (s *ServiceInstance) InstanceID() string {
+	if s.ID != "" {
+		return s.ID
+	}
+	host, port, err := net.SplitHostPort(s.Address)
+	if err != nil {
+		return s.Name + "-" + s.Address
+	}
+	return s.Name + "-" + host + "-" + port
+}
+
+// Registrar registers and deregisters instances. Register returns once the
+// registry has accepted the instance; keeping it registered afterwards
+// (heartbeats, lease keep-alive, re-registration after the registry lost
+// it) is the backend's job until Deregister.
+type Registrar interface {
+	Register(ctx context.Context, ins *ServiceInstance) error
+	Deregister(ctx context.Context, ins *ServiceInstance) error
+}
+
+// Discovery finds the instances of a service.
+type Discovery interface {
+	// GetService returns the healthy instances of the named service.
+	GetService(ctx context.Context, name string) ([]*ServiceInstance, error)
+	// Watch follows the named service. The watcher's first Next returns
+	// the current instances.
+	Watch(ctx context.Context, name string) (Watcher, error)
+}
+
+// Watcher follows the instances of one service.
+type Watcher interface {
+	// Next blocks until the set of instances changes, then returns the
+	// whole new set. It returns an error once the watcher is stopped or its
+	// context is done.
+	Next() ([]*ServiceInstance, error)
+	// Stop ends the watch and releases its resources.
+	Stop() error
+}
+
+// EventKind says what happened to a registration.
+type EventKind int
+
+// The kinds of [Event].
+const (
+	// Registered: the registry accepted the instance (first time or again).
+	Registered EventKind = iota + 1
+	// RegisterFailed: a registration attempt failed; it will be retried.
+	RegisterFailed
+	// HeartbeatFailed: a heartbeat or lease keep-alive failed.
+	HeartbeatFailed
+	// Deregistered: the instance was removed.
+	Deregistered
+	// DeregisterFailed: removing the instance failed (shutdown goes on).
+	DeregisterFailed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Registered:
+		return "registered"
+	case RegisterFailed:
+		return "register_failed"
+	case HeartbeatFailed:
+		return "heartbeat_failed"
+	case Deregistered:
+		return "deregistered"
+	case DeregisterFailed:
+		return "deregister_failed"
+	}
+	return "unknown"
+}
+
+// Event reports a change in a registration, for metrics and logs.
+type Event struct {
+	Backend  string // "nacos", "eureka", "etcd", ...
+	Kind     EventKind
+	Instance *ServiceInstance
+	Err      error // the failure, for the *Failed kinds
+	Time     time.Time
+}
