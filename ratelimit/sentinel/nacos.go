@@ -44,6 +44,16 @@ type NacosSource struct {
 // Later invalid versions are rejected and logged, and the rules in force
 // stay.
 func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wait func(), err error) {
+	if err := Init(); err != nil {
+		return nil, err
+	}
+	return WatchNacosFunc(ctx, src, LoadDocument, opts...)
+}
+
+// WatchNacosFunc is WatchNacos for any document: apply gets the content at
+// start (unless missing or empty) and whenever it changes. An error from
+// apply rejects that version (logged); the first one must be accepted.
+func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
 	cfg := sourceConfig{interval: DefaultPollInterval}
 	for _, o := range opts {
 		o(&cfg)
@@ -71,9 +81,6 @@ func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wai
 	if src.Dir == "" {
 		src.Dir = filepath.Join(os.TempDir(), "gingov-nacos")
 	}
-	if err := Init(); err != nil {
-		return nil, err
-	}
 	var sopts []constant.ServerOption
 	if src.GRPCPort != 0 {
 		sopts = append(sopts, constant.WithGrpcPort(src.GRPCPort))
@@ -94,7 +101,7 @@ func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wai
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: Nacos client: %w", err)
 	}
-	a := newApplier("nacos:"+src.Group+"/"+src.DataID, cfg.logger, cfg.onReload)
+	a := newApplier("nacos:"+src.Group+"/"+src.DataID, apply, cfg)
 	param := vo.ConfigParam{DataId: src.DataID, Group: src.Group}
 
 	// The client connects in the background: retry the first read.
@@ -147,7 +154,7 @@ func firstRead(ctx context.Context, client config_client.IConfigClient, param vo
 			return content, nil
 		}
 		if time.Now().Add(backoff).After(deadline) {
-			return "", fmt.Errorf("sentinel: read rules from Nacos: %w", err)
+			return "", fmt.Errorf("sentinel: read %s from Nacos: %w", param.DataId, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -14,48 +14,55 @@ import (
 // DefaultPollInterval is how often WatchFile checks the file.
 const DefaultPollInterval = time.Second
 
-// Applier loads rule documents: each valid document replaces the rules in
-// force; an invalid one is rejected and logged, and the rules in force
-// stay. It is what every rule source (file, Nacos) feeds.
-type Applier struct {
+// applier feeds documents to an apply function: each valid document
+// replaces what is in force; an invalid one is rejected and logged, and
+// what is in force stays. Every source (file, Nacos) feeds one.
+type applier struct {
 	logger   *slog.Logger
 	source   string
+	apply    func([]byte) error
 	onReload func(err error)
 
 	mu   sync.Mutex
 	last []byte
 }
 
-func newApplier(source string, logger *slog.Logger, onReload func(error)) *Applier {
+func newApplier(source string, apply func([]byte) error, cfg sourceConfig) *applier {
+	logger := cfg.logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Applier{logger: logger, source: source, onReload: onReload}
+	return &applier{logger: logger, source: source, apply: apply, onReload: cfg.onReload}
 }
 
-// Apply parses and loads data; data equal to the last applied is skipped.
-func (a *Applier) Apply(data []byte) error {
+// Apply applies data; data equal to the last applied is skipped.
+func (a *applier) Apply(data []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.last != nil && bytes.Equal(a.last, data) {
 		return nil
 	}
-	rules, err := ParseRules(data)
-	if err == nil {
-		err = Load(rules)
-	}
+	err := a.apply(data)
 	if err != nil {
-		a.logger.Error("sentinel rules rejected; the rules in force stay", "source", a.source, "error", err.Error())
+		a.logger.Error("document rejected; what is in force stays", "source", a.source, "error", err.Error())
 	} else {
 		a.last = append(a.last[:0], data...)
-		a.logger.Info("sentinel rules loaded", "source", a.source,
-			"flow", len(rules.Flow), "hotspot", len(rules.Hotspot), "system", len(rules.System),
-			"isolation", len(rules.Isolation), "circuit_breaker", len(rules.CircuitBreaker))
+		a.logger.Info("document applied", "source", a.source)
 	}
 	if a.onReload != nil {
 		a.onReload(err)
 	}
 	return err
+}
+
+// LoadDocument parses a Sentinel rule document and loads it: the apply
+// function that WatchFile and WatchNacos use.
+func LoadDocument(data []byte) error {
+	rules, err := ParseRules(data)
+	if err != nil {
+		return err
+	}
+	return Load(rules)
 }
 
 // SourceOption configures a rule source.
@@ -83,6 +90,16 @@ func WithOnReload(fn func(error)) SourceOption { return func(c *sourceConfig) { 
 // versions are rejected and logged while the previous rules stay. The
 // returned function waits for the watcher to stop after ctx is done.
 func WatchFile(ctx context.Context, path string, opts ...SourceOption) (wait func(), err error) {
+	if err := Init(); err != nil {
+		return nil, err
+	}
+	return WatchFileFunc(ctx, path, LoadDocument, opts...)
+}
+
+// WatchFileFunc is WatchFile for any document: apply gets the file's
+// content at start and whenever it changes. An error from apply rejects
+// that version (logged); the first one must be accepted.
+func WatchFileFunc(ctx context.Context, path string, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
 	cfg := sourceConfig{interval: DefaultPollInterval}
 	for _, o := range opts {
 		o(&cfg)
@@ -90,13 +107,10 @@ func WatchFile(ctx context.Context, path string, opts ...SourceOption) (wait fun
 	if cfg.interval <= 0 {
 		return nil, errors.New("sentinel: poll interval must be > 0")
 	}
-	if err := Init(); err != nil {
-		return nil, err
-	}
-	a := newApplier("file:"+path, cfg.logger, cfg.onReload)
+	a := newApplier("file:"+path, apply, cfg)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("sentinel: read rules: %w", err)
+		return nil, fmt.Errorf("sentinel: read %s: %w", path, err)
 	}
 	if err := a.Apply(data); err != nil {
 		return nil, err
@@ -113,7 +127,7 @@ func WatchFile(ctx context.Context, path string, opts ...SourceOption) (wait fun
 			case <-t.C:
 				data, err := os.ReadFile(path)
 				if err != nil {
-					a.logger.Warn("sentinel rules file unreadable; the rules in force stay", "path", path, "error", err.Error())
+					a.logger.Warn("document file unreadable; what is in force stays", "path", path, "error", err.Error())
 					continue
 				}
 				_ = a.Apply(data) // logged by Apply
