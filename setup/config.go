@@ -1,0 +1,440 @@
+package setup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/gingov/gingov/ratelimit/sentinel"
+)
+
+// Config is the whole governance chain, as read from YAML (snake_case
+// keys). The zero value of every field means its documented default; [Use]
+// validates the whole of it and names the first wrong field.
+type Config struct {
+	Service   Service   `yaml:"service"`
+	Log       Log       `yaml:"log"`
+	Tracing   Tracing   `yaml:"tracing"`
+	Metrics   Metrics   `yaml:"metrics"`
+	RateLimit RateLimit `yaml:"ratelimit"`
+	Breaker   Breaker   `yaml:"circuitbreaker"`
+	Sentinel  Sentinel  `yaml:"sentinel"`
+	Reload    Reload    `yaml:"reload"`
+
+	path string // the file Load read, watched by Reload.File
+}
+
+// Service names the service in traces, logs and the registry.
+type Service struct {
+	Name     string `yaml:"name"`     // required
+	Version  string `yaml:"version"`  // optional
+	Instance string `yaml:"instance"` // instance id (default: host name)
+}
+
+// Log configures the JSON access log and the logger.
+type Log struct {
+	// Level: debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// SkipPaths are paths or route templates not logged (default: the
+	// metrics path).
+	SkipPaths []string `yaml:"skip_paths"`
+	// RequestIDHeader is the request-ID header read and echoed (default
+	// X-Request-Id).
+	RequestIDHeader string `yaml:"request_id_header"`
+}
+
+// Tracing configures OpenTelemetry tracing.
+type Tracing struct {
+	// Exporter: none (default: no tracing middleware), stdout, otlp-grpc or
+	// otlp-http.
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP collector's host:port (default the exporter's:
+	// 127.0.0.1:4317 for gRPC, 127.0.0.1:4318 for HTTP).
+	Endpoint string `yaml:"endpoint"`
+	// Insecure sends OTLP without TLS (default false).
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio is the share of root traces sampled, in [0, 1] (nil: the
+	// tracing package's default); a sampled parent is always followed.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// SkipPaths are not traced (default: the metrics path).
+	SkipPaths []string `yaml:"skip_paths"`
+	// ResponseHeader, when set, names a response header carrying the trace id.
+	ResponseHeader string `yaml:"response_header"`
+}
+
+// Metrics configures Prometheus metrics.
+type Metrics struct {
+	// Disabled turns metrics off (default on).
+	Disabled bool `yaml:"disabled"`
+	// Path serves the metrics (default /metrics; "-" serves nothing).
+	Path string `yaml:"path"`
+	// Namespace prefixes every metric name (default none).
+	Namespace string `yaml:"namespace"`
+}
+
+// RateLimit configures the rate limiter. Without rules there is none.
+type RateLimit struct {
+	Redis Redis       `yaml:"redis"`
+	Rules []LimitRule `yaml:"rules"`
+}
+
+// Redis makes the rate-limit buckets shared through Redis; with no Addrs
+// they are in-process.
+type Redis struct {
+	// Addrs are host:port of a standalone server, or of cluster nodes.
+	Addrs []string `yaml:"addrs"`
+	// Cluster treats Addrs as Redis Cluster nodes (default: true when
+	// there is more than one address).
+	Cluster  *bool  `yaml:"cluster"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	// FailurePolicy while Redis is unreachable: local (default: each
+	// instance limits to limit/instances), open (allow all) or closed
+	// (reject all with 503).
+	FailurePolicy string `yaml:"failure_policy"`
+	// Instances divides the limit under the local failure policy (default 1).
+	Instances int `yaml:"instances"`
+	// Deadline bounds each decision's Redis round trip (default the
+	// ratelimit package's).
+	Deadline time.Duration `yaml:"deadline"`
+}
+
+// LimitRule is one rate-limit rule: Limit requests per Period per key.
+type LimitRule struct {
+	// Name identifies the rule in headers, metrics and Redis keys (default: By).
+	Name string `yaml:"name"`
+	// By is the key: ip, route, global, or header:<Name>.
+	By     string        `yaml:"by"`
+	Limit  int           `yaml:"limit"`  // > 0
+	Period time.Duration `yaml:"period"` // > 0
+	Burst  int           `yaml:"burst"`  // default Limit
+	// Routes, when set, limits the rule to these route templates
+	// ("/orders/:id"); other requests pass it.
+	Routes []string `yaml:"routes"`
+}
+
+// Breaker configures the per-route server circuit breaker.
+type Breaker struct {
+	// Enabled turns the breaker on (default off).
+	Enabled bool `yaml:"enabled"`
+	// Policy: classic (default) or sre.
+	Policy string `yaml:"policy"`
+	// Window over which outcomes count (default circuitbreaker.DefaultWindow).
+	Window time.Duration `yaml:"window"`
+	// MinRequests before the breaker may open (default the policy's).
+	MinRequests int `yaml:"min_requests"`
+	// FailureRatio opens a classic breaker, in (0, 1] (default 0.5).
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// OpenTimeout is how long a classic breaker stays open (default 5 s).
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	// K is the SRE policy's multiplier, >= 1 (default circuitbreaker.DefaultSREK).
+	K float64 `yaml:"k"`
+}
+
+// Sentinel configures Sentinel flow control (rules per resource
+// "METHOD:/route/:template").
+type Sentinel struct {
+	// Enabled turns the Sentinel middleware on (default off).
+	Enabled bool `yaml:"enabled"`
+	// Rules in force at start (and after every reload of this file).
+	Rules sentinel.Rules `yaml:"rules"`
+	// RulesFile is a separate rule document, watched for changes.
+	RulesFile string `yaml:"rules_file"`
+	// Nacos is a rule document in the Nacos config center, watched.
+	Nacos *NacosDoc `yaml:"nacos"`
+	// Params feeds hotspot rules: ip, header:<Name>, query:<name> or
+	// path:<name>, in parameter-index order.
+	Params []string `yaml:"params"`
+}
+
+// NacosDoc locates a document in the Nacos config center.
+type NacosDoc struct {
+	Addr      string `yaml:"addr"` // HTTP host:port (gRPC on port+1000)
+	Namespace string `yaml:"namespace"`
+	Group     string `yaml:"group"` // default DEFAULT_GROUP
+	DataID    string `yaml:"data_id"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// Reload configures hot reload of the rate-limit rules and the inline
+// Sentinel rules. Other changes need a restart (they are logged).
+type Reload struct {
+	// File watches the file Load read (default false).
+	File bool `yaml:"file"`
+	// Nacos watches a copy of this whole document in the Nacos config center.
+	Nacos *NacosDoc `yaml:"nacos"`
+	// Interval between reads of the file and of Nacos (default 1 s; Nacos
+	// also pushes changes).
+	Interval time.Duration `yaml:"interval"`
+}
+
+// EnvPrefix prefixes the environment variables that override a loaded
+// file: GINGOV_TRACING_SAMPLE_RATIO=0.1, GINGOV_RATELIMIT_REDIS_ADDRS=a:6379,b:6379.
+const EnvPrefix = "GINGOV_"
+
+// Load reads the YAML file at path, then applies the environment overrides
+// (EnvPrefix) and validates the result.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("setup: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("setup: %s: %w", path, errors.Unwrap(err))
+	}
+	if err := ApplyEnv(&cfg, os.Environ()); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	cfg.path = path
+	return cfg, nil
+}
+
+// Parse decodes a YAML (or JSON) document strictly: unknown keys are errors.
+// It does not validate; Use and Load do.
+func Parse(data []byte) (Config, error) {
+	var cfg Config
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict()).Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("setup: %w", errors.New(yaml.FormatError(err, false, true)))
+	}
+	return cfg, nil
+}
+
+// Validate reports the first wrong field, by its YAML path.
+func (c *Config) Validate() error {
+	for _, check := range []func() error{c.validateService, c.validateLog, c.validateTracing,
+		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return fmt.Errorf("setup: %s: %s", field, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validateService() error {
+	if strings.TrimSpace(c.Service.Name) == "" {
+		return fieldErr("service.name", "required")
+	}
+	return nil
+}
+
+func (c *Config) validateLog() error {
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if h := c.Log.RequestIDHeader; h != "" && !validHeaderName(h) {
+		return fieldErr("log.request_id_header", "%q is not a header name", h)
+	}
+	return nil
+}
+
+func (c *Config) validateTracing() error {
+	t := c.Tracing
+	switch t.Exporter {
+	case "", "none", "stdout", "otlp-grpc", "otlp-http":
+	default:
+		return fieldErr("tracing.exporter", "%q is not none, stdout, otlp-grpc or otlp-http", t.Exporter)
+	}
+	if t.Endpoint != "" {
+		if _, _, err := net.SplitHostPort(t.Endpoint); err != nil {
+			return fieldErr("tracing.endpoint", "%q is not host:port", t.Endpoint)
+		}
+	}
+	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1 || *r != *r) {
+		return fieldErr("tracing.sample_ratio", "%v is not in [0, 1]", *r)
+	}
+	if h := t.ResponseHeader; h != "" && !validHeaderName(h) {
+		return fieldErr("tracing.response_header", "%q is not a header name", h)
+	}
+	return nil
+}
+
+func (c *Config) validateMetrics() error {
+	if p := c.Metrics.Path; p != "" && p != "-" && !strings.HasPrefix(p, "/") {
+		return fieldErr("metrics.path", "%q must start with /", p)
+	}
+	if ns := c.Metrics.Namespace; ns != "" && !validMetricName(ns) {
+		return fieldErr("metrics.namespace", "%q is not a valid metric name prefix", ns)
+	}
+	return nil
+}
+
+func (c *Config) validateRateLimit() error {
+	rl := c.RateLimit
+	for i, a := range rl.Redis.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fieldErr(fmt.Sprintf("ratelimit.redis.addrs[%d]", i), "%q is not host:port", a)
+		}
+	}
+	switch rl.Redis.FailurePolicy {
+	case "", "local", "open", "closed":
+	default:
+		return fieldErr("ratelimit.redis.failure_policy", "%q is not local, open or closed", rl.Redis.FailurePolicy)
+	}
+	if rl.Redis.Instances < 0 {
+		return fieldErr("ratelimit.redis.instances", "%d is negative", rl.Redis.Instances)
+	}
+	if rl.Redis.Deadline < 0 {
+		return fieldErr("ratelimit.redis.deadline", "%s is negative", rl.Redis.Deadline)
+	}
+	if rl.Redis.DB < 0 {
+		return fieldErr("ratelimit.redis.db", "%d is negative", rl.Redis.DB)
+	}
+	seen := map[string]bool{}
+	for i, r := range rl.Rules {
+		f := fmt.Sprintf("ratelimit.rules[%d]", i)
+		if _, err := keyOf(r.By); err != nil {
+			return fieldErr(f+".by", "%v", err)
+		}
+		if r.Limit <= 0 {
+			return fieldErr(f+".limit", "%d must be > 0", r.Limit)
+		}
+		if r.Period <= 0 {
+			return fieldErr(f+".period", "%s must be > 0 (e.g. 1s, 1m)", r.Period)
+		}
+		if r.Burst < 0 {
+			return fieldErr(f+".burst", "%d is negative", r.Burst)
+		}
+		for j, rt := range r.Routes {
+			if !strings.HasPrefix(rt, "/") {
+				return fieldErr(fmt.Sprintf("%s.routes[%d]", f, j), "%q is not a route template", rt)
+			}
+		}
+		name := r.ruleName()
+		if seen[name] {
+			return fieldErr(f+".name", "%q is used by another rule", name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+func (c *Config) validateBreaker() error {
+	b := c.Breaker
+	switch b.Policy {
+	case "", "classic", "sre":
+	default:
+		return fieldErr("circuitbreaker.policy", "%q is not classic or sre", b.Policy)
+	}
+	if b.Window < 0 {
+		return fieldErr("circuitbreaker.window", "%s is negative", b.Window)
+	}
+	if b.MinRequests < 0 {
+		return fieldErr("circuitbreaker.min_requests", "%d is negative", b.MinRequests)
+	}
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		return fieldErr("circuitbreaker.failure_ratio", "%v is not in (0, 1]", b.FailureRatio)
+	}
+	if b.OpenTimeout < 0 {
+		return fieldErr("circuitbreaker.open_timeout", "%s is negative", b.OpenTimeout)
+	}
+	if b.K != 0 && b.K < 1 {
+		return fieldErr("circuitbreaker.k", "%v must be >= 1", b.K)
+	}
+	if _, err := b.policy(); err != nil {
+		return fieldErr("circuitbreaker", "%v", err)
+	}
+	return nil
+}
+
+func (c *Config) validateSentinel() error {
+	s := c.Sentinel
+	if err := s.Rules.Validate(); err != nil {
+		return fieldErr("sentinel.rules", "%v", err)
+	}
+	if s.Nacos != nil {
+		if err := s.Nacos.validate("sentinel.nacos"); err != nil {
+			return err
+		}
+	}
+	for i, p := range s.Params {
+		if _, err := paramOf(p); err != nil {
+			return fieldErr(fmt.Sprintf("sentinel.params[%d]", i), "%v", err)
+		}
+	}
+	sources := 0
+	for _, set := range []bool{s.RulesFile != "", s.Nacos != nil, !rulesEmpty(s.Rules)} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return fieldErr("sentinel", "set one source of rules: rules, rules_file or nacos")
+	}
+	if !s.Enabled && (s.RulesFile != "" || s.Nacos != nil || !rulesEmpty(s.Rules)) {
+		return fieldErr("sentinel.enabled", "rules are configured but Sentinel is not enabled")
+	}
+	return nil
+}
+
+func (c *Config) validateReload() error {
+	r := c.Reload
+	if r.Interval < 0 {
+		return fieldErr("reload.interval", "%s is negative", r.Interval)
+	}
+	if r.Nacos != nil {
+		if err := r.Nacos.validate("reload.nacos"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *NacosDoc) validate(field string) error {
+	if _, _, err := net.SplitHostPort(n.Addr); err != nil {
+		return fieldErr(field+".addr", "%q is not host:port", n.Addr)
+	}
+	if n.DataID == "" {
+		return fieldErr(field+".data_id", "required")
+	}
+	return nil
+}
+
+func (r LimitRule) ruleName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.By
+}
+
+func rulesEmpty(r sentinel.Rules) bool {
+	return len(r.Flow)+len(r.Hotspot)+len(r.System)+len(r.Isolation)+len(r.CircuitBreaker) == 0
+}
+
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func validMetricName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,538 @@
+// Package setup builds the whole gingov chain on a Gin engine from one
+// configuration, read from YAML with environment overrides:
+//
+//	cfg, err := setup.Load("gingov.yaml")
+//	if err != nil { ... }
+//	chain, err := setup.Use(ctx, r, cfg)
+//	if err != nil { ... }
+//	defer chain.Close(context.Background())
+//
+// The middlewares go on in the documented order — recovery, request id,
+// tracing, metrics, access log, the error envelope, rate limit, Sentinel,
+// circuit breaker — and each section of the configuration is optional. The
+// rate-limit rules and the inline Sentinel rules are reloaded from the file
+// and from the Nacos config center when Reload says so; a document that
+// does not parse or validate never replaces the rules in force.
+//
+// setup is its own module because it links everything, Sentinel and the
+// Nacos SDK included; the packages it wires stay usable one by one.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/logging"
+	"github.com/gingov/gingov/metrics"
+	"github.com/gingov/gingov/ratelimit"
+	"github.com/gingov/gingov/ratelimit/sentinel"
+)
+
+// DefaultMetricsPath serves the metrics when Metrics.Path is empty.
+const DefaultMetricsPath = "/metrics"
+
+// DefaultReloadInterval is how often reloadable sources are read.
+const DefaultReloadInterval = time.Second
+
+// Option configures [Use].
+type Option func(*options)
+
+type options struct {
+	logger    *slog.Logger
+	logOut    io.Writer
+	registry  *prometheus.Registry
+	rdb       redis.UniversalClient
+	instances func() int
+	onReload  func(error)
+}
+
+// WithLogger logs through l (default: logging.New on stdout at Log.Level).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithLogOutput writes the default logger's JSON lines to w (default stdout).
+func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
+
+// WithRegistry registers the metrics on reg (default: a new registry with
+// the Go and process collectors).
+func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.registry = reg } }
+
+// WithRedisClient shares rate-limit buckets through rdb instead of a client
+// built from RateLimit.Redis (the caller keeps ownership of rdb).
+func WithRedisClient(rdb redis.UniversalClient) Option { return func(o *options) { o.rdb = rdb } }
+
+// WithInstances gives the local failure policy a live instance count (for
+// example from the service registry) in place of RateLimit.Redis.Instances.
+func WithInstances(fn func() int) Option { return func(o *options) { o.instances = fn } }
+
+// WithOnReload calls fn after every reload attempt with its error.
+func WithOnReload(fn func(error)) Option { return func(o *options) { o.onReload = fn } }
+
+// Chain is the governance chain Use put on an engine.
+type Chain struct {
+	// Logger is the kit's JSON logger; handlers log through
+	// logging.FromContext(c.Request.Context()) to get the request's IDs.
+	Logger *slog.Logger
+	// Registry holds the metrics (nil when metrics are off).
+	Registry *prometheus.Registry
+
+	opts    options
+	rdb     redis.UniversalClient
+	ownRDB  bool
+	guard   atomic.Pointer[guardHandle]
+	metrics *metrics.Metrics
+
+	mu      sync.Mutex // serialises reloads
+	cfg     Config
+	retired []*ratelimit.Guard
+
+	cancel  context.CancelFunc
+	waits   []func()
+	closers []func(context.Context) error
+	closed  atomic.Bool
+}
+
+type guardHandle struct {
+	guard   *ratelimit.Guard
+	handler gin.HandlerFunc
+}
+
+// Use validates cfg, builds every configured middleware and puts them on r
+// in the documented order, with the error envelope for 404/405 and handler
+// errors, and the metrics endpoint. Nothing is put on r when it fails.
+// Watchers of reloadable sources run until Close.
+func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Chain, err error) {
+	if r == nil {
+		return nil, errors.New("setup: nil engine")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, errors.New("setup: nil option")
+		}
+		opt(&o)
+	}
+	ch := &Chain{opts: o, cfg: cfg}
+	defer func() {
+		if err != nil {
+			_ = ch.Close(context.Background())
+		}
+	}()
+	ch.Logger = o.logger
+	if ch.Logger == nil {
+		out := o.logOut
+		if out == nil {
+			out = os.Stdout
+		}
+		ch.Logger = logging.New(out, logLevel(cfg.Log.Level))
+	}
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ch.cancel = cancel
+
+	chain := []gin.HandlerFunc{logging.Recovery(ch.Logger), requestID(cfg.Log)}
+
+	metricsPath := cfg.Metrics.Path
+	if metricsPath == "" {
+		metricsPath = DefaultMetricsPath
+	}
+	if !cfg.Metrics.Disabled {
+		ch.Registry = o.registry
+		if ch.Registry == nil {
+			ch.Registry = prometheus.NewRegistry()
+			ch.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		}
+		mopts := []metrics.Option{metrics.WithNamespace(cfg.Metrics.Namespace)}
+		if metricsPath != "-" {
+			mopts = append(mopts, metrics.WithSkipPaths(metricsPath))
+		}
+		if ch.metrics, err = metrics.New(ch.Registry, mopts...); err != nil {
+			return nil, fmt.Errorf("setup: metrics: %w", err)
+		}
+		chain = append(chain, ch.metrics.Middleware())
+	}
+
+	skip := cfg.Log.SkipPaths
+	if skip == nil && !cfg.Metrics.Disabled && metricsPath != "-" {
+		skip = []string{metricsPath}
+	}
+	chain = append(chain, logging.AccessLog(ch.Logger, logging.WithSkipPaths(skip...)))
+	tail := []gin.HandlerFunc{}
+
+	if len(cfg.RateLimit.Rules) > 0 {
+		if ch.rdb = o.rdb; ch.rdb == nil && len(cfg.RateLimit.Redis.Addrs) > 0 {
+			ch.rdb, ch.ownRDB = newRedis(cfg.RateLimit.Redis), true
+		}
+		g, err := ch.newGuard(cfg.RateLimit)
+		if err != nil {
+			return nil, err
+		}
+		ch.guard.Store(g)
+		tail = append(tail, func(c *gin.Context) { ch.guard.Load().handler(c) })
+	}
+
+	if cfg.Sentinel.Enabled {
+		mw, err := ch.sentinel(watchCtx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		tail = append(tail, mw)
+	}
+
+	if cfg.Breaker.Enabled {
+		pol, _ := cfg.Breaker.policy() // validated
+		srv, err := circuitbreaker.New(circuitbreaker.WithPolicy(pol), circuitbreaker.WithLogger(ch.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("setup: circuitbreaker: %w", err)
+		}
+		ch.closers = append(ch.closers, func(context.Context) error { return srv.Close() })
+		tail = append(tail, srv.Middleware())
+	}
+
+	if err := ch.watchConfig(watchCtx, cfg); err != nil {
+		return nil, err
+	}
+
+	r.Use(chain...)
+	errcode.Handle(r)
+	r.Use(tail...)
+	if ch.Registry != nil && metricsPath != "-" {
+		r.GET(metricsPath, gin.WrapH(metrics.Handler(ch.Registry)))
+	}
+	return ch, nil
+}
+
+func requestID(l Log) gin.HandlerFunc {
+	if l.RequestIDHeader != "" {
+		return logging.RequestID(logging.WithRequestIDHeader(l.RequestIDHeader))
+	}
+	return logging.RequestID()
+}
+
+func logLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func newRedis(c Redis) redis.UniversalClient {
+	cluster := len(c.Addrs) > 1
+	if c.Cluster != nil {
+		cluster = *c.Cluster
+	}
+	if cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, Username: c.Username, Password: c.Password})
+	}
+	return redis.NewClient(&redis.Options{Addr: c.Addrs[0], Username: c.Username, Password: c.Password, DB: c.DB})
+}
+
+// newGuard builds the rate limiter of a RateLimit section.
+func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
+	var opts []ratelimit.Option
+	policy, err := ch.failurePolicy(rl.Redis)
+	if err != nil {
+		return nil, err
+	}
+	for _, lr := range rl.Rules {
+		key, _ := keyOf(lr.By) // validated
+		if len(lr.Routes) > 0 {
+			key = onRoutes(lr.Routes, key)
+		}
+		rule := ratelimit.By(lr.ruleName(), key, ratelimit.Rate{Limit: lr.Limit, Period: lr.Period, Burst: lr.Burst}).
+			WithFailurePolicy(policy)
+		opts = append(opts, rule)
+	}
+	if rl.Redis.Deadline > 0 {
+		opts = append(opts, ratelimit.WithRedisOptions(ratelimit.WithDeadline(rl.Redis.Deadline), ratelimit.WithLogger(ch.Logger)))
+	} else {
+		opts = append(opts, ratelimit.WithRedisOptions(ratelimit.WithLogger(ch.Logger)))
+	}
+	g, err := ratelimit.New(ch.rdb, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("setup: ratelimit: %w", err)
+	}
+	return &guardHandle{guard: g, handler: g.Middleware()}, nil
+}
+
+func (ch *Chain) failurePolicy(r Redis) (ratelimit.FailurePolicy, error) {
+	switch r.FailurePolicy {
+	case "open":
+		return ratelimit.FailOpen, nil
+	case "closed":
+		return ratelimit.FailClosed, nil
+	}
+	if ch.opts.instances != nil {
+		return ratelimit.FailLocalFunc(ch.opts.instances), nil
+	}
+	return ratelimit.FailLocal(max(1, r.Instances)), nil
+}
+
+// keyOf parses a rule's "by".
+func keyOf(by string) (ratelimit.KeyFunc, error) {
+	switch {
+	case by == "ip":
+		return ratelimit.PerIP(1, time.Second).Key, nil
+	case by == "route":
+		return ratelimit.PerRoute(1, time.Second).Key, nil
+	case by == "global":
+		return ratelimit.Global(1, time.Second).Key, nil
+	case strings.HasPrefix(by, "header:") && validHeaderName(strings.TrimPrefix(by, "header:")):
+		return ratelimit.PerHeader(strings.TrimPrefix(by, "header:"), 1, time.Second).Key, nil
+	}
+	return nil, fmt.Errorf("%q is not ip, route, global or header:<Name>", by)
+}
+
+// onRoutes applies key only to requests on one of routes.
+func onRoutes(routes []string, key ratelimit.KeyFunc) ratelimit.KeyFunc {
+	set := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		set[r] = true
+	}
+	return func(c *gin.Context) (string, bool) {
+		if !set[c.FullPath()] {
+			return "", false
+		}
+		return key(c)
+	}
+}
+
+func (b Breaker) policy() (circuitbreaker.Policy, error) {
+	var p circuitbreaker.Policy
+	if b.Policy == "sre" {
+		p = circuitbreaker.SRE{Window: b.Window, K: b.K, MinRequests: b.MinRequests}
+	} else {
+		p = circuitbreaker.Classic{Window: b.Window, MinRequests: uint32(b.MinRequests), FailureRatio: b.FailureRatio, OpenTimeout: b.OpenTimeout}
+	}
+	type validator interface{ Validate() error }
+	if v, ok := p.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// paramOf parses a Sentinel hotspot parameter.
+func paramOf(s string) (sentinel.Param, error) {
+	kind, name, _ := strings.Cut(s, ":")
+	switch {
+	case s == "ip":
+		return sentinel.ParamIP(), nil
+	case kind == "header" && validHeaderName(name):
+		return sentinel.ParamHeader(name), nil
+	case kind == "query" && name != "":
+		return sentinel.ParamQuery(name), nil
+	case kind == "path" && name != "":
+		return sentinel.ParamPath(name), nil
+	}
+	return nil, fmt.Errorf("%q is not ip, header:<Name>, query:<name> or path:<name>", s)
+}
+
+func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, error) {
+	s := cfg.Sentinel
+	if err := sentinel.Init(); err != nil {
+		return nil, fmt.Errorf("setup: sentinel: %w", err)
+	}
+	var params []sentinel.Param
+	for _, p := range s.Params {
+		pp, _ := paramOf(p) // validated
+		params = append(params, pp)
+	}
+	flow, err := sentinel.New(sentinel.WithParams(params...), sentinel.WithLogger(ch.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("setup: sentinel: %w", err)
+	}
+	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	switch {
+	case s.RulesFile != "":
+		wait, err := sentinel.WatchFile(ctx, s.RulesFile, sopts...)
+		if err != nil {
+			return nil, fmt.Errorf("setup: sentinel.rules_file: %w", err)
+		}
+		ch.waits = append(ch.waits, wait)
+	case s.Nacos != nil:
+		wait, err := sentinel.WatchNacos(ctx, s.Nacos.source(), sopts...)
+		if err != nil {
+			return nil, fmt.Errorf("setup: sentinel.nacos: %w", err)
+		}
+		ch.waits = append(ch.waits, wait)
+	default:
+		if err := sentinel.Load(s.Rules); err != nil {
+			return nil, fmt.Errorf("setup: sentinel.rules: %w", err)
+		}
+	}
+	return flow.Middleware(), nil
+}
+
+func (n *NacosDoc) source() sentinel.NacosSource {
+	return sentinel.NacosSource{Addr: n.Addr, Namespace: n.Namespace, Group: n.Group, DataID: n.DataID,
+		Username: n.Username, Password: n.Password}
+}
+
+func (c *Config) reloadInterval() time.Duration {
+	if c.Reload.Interval > 0 {
+		return c.Reload.Interval
+	}
+	return DefaultReloadInterval
+}
+
+// watchConfig starts the configured watchers of the configuration itself.
+func (ch *Chain) watchConfig(ctx context.Context, cfg Config) error {
+	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval()),
+		sentinel.WithOnReload(ch.opts.onReload)}
+	if cfg.Reload.File {
+		if cfg.path == "" {
+			return fieldErr("reload.file", "the configuration was not read by Load, so there is no file to watch")
+		}
+		wait, err := sentinel.WatchFileFunc(ctx, cfg.path, ch.Reload, sopts...)
+		if err != nil {
+			return fmt.Errorf("setup: reload.file: %w", err)
+		}
+		ch.waits = append(ch.waits, wait)
+	}
+	if n := cfg.Reload.Nacos; n != nil {
+		wait, err := sentinel.WatchNacosFunc(ctx, n.source(), ch.Reload, sopts...)
+		if err != nil {
+			return fmt.Errorf("setup: reload.nacos: %w", err)
+		}
+		ch.waits = append(ch.waits, wait)
+	}
+	return nil
+}
+
+// Reload applies a new version of the configuration document (YAML, with
+// the environment overrides applied on top as at Load): the rate-limit
+// rules and the inline Sentinel rules take effect at once, all or nothing.
+// A document that does not parse or validate changes nothing and is an
+// error. Changes to other sections are logged as needing a restart.
+func (ch *Chain) Reload(data []byte) error {
+	next, err := Parse(data)
+	if err == nil {
+		err = ApplyEnv(&next, os.Environ())
+	}
+	if err == nil {
+		next.path = ch.cfg.path
+		err = next.Validate()
+	}
+	if err != nil {
+		return err
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	cur := ch.cfg
+	if (len(cur.RateLimit.Rules) > 0) != (len(next.RateLimit.Rules) > 0) ||
+		!reflect.DeepEqual(cur.RateLimit.Redis, next.RateLimit.Redis) {
+		return fieldErr("ratelimit", "turning the limiter on or off or changing its Redis needs a restart")
+	}
+	var fresh *guardHandle
+	if !reflect.DeepEqual(cur.RateLimit.Rules, next.RateLimit.Rules) {
+		if fresh, err = ch.newGuard(next.RateLimit); err != nil {
+			return err
+		}
+	}
+	sentinelRules := cur.Sentinel.Enabled && cur.Sentinel.RulesFile == "" && cur.Sentinel.Nacos == nil &&
+		!reflect.DeepEqual(cur.Sentinel.Rules, next.Sentinel.Rules)
+	if sentinelRules {
+		if err := sentinel.Load(next.Sentinel.Rules); err != nil {
+			if fresh != nil {
+				_ = fresh.guard.Close()
+			}
+			return fieldErr("sentinel.rules", "%v", err)
+		}
+	}
+	if fresh != nil {
+		old := ch.guard.Swap(fresh)
+		// Requests already inside the old guard finish with it; it is closed
+		// with the chain.
+		ch.retired = append(ch.retired, old.guard)
+	}
+	var restart []string
+	for name, pair := range map[string][2]any{
+		"service": {cur.Service, next.Service}, "log": {cur.Log, next.Log}, "tracing": {cur.Tracing, next.Tracing},
+		"metrics": {cur.Metrics, next.Metrics}, "circuitbreaker": {cur.Breaker, next.Breaker}, "reload": {cur.Reload, next.Reload},
+		"sentinel": {sentinelSettings(cur.Sentinel), sentinelSettings(next.Sentinel)},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			restart = append(restart, name)
+		}
+	}
+	if len(restart) > 0 {
+		ch.Logger.Warn("configuration sections changed that take effect at restart", "sections", strings.Join(restart, ","))
+	}
+	// Keep the settings in force: only the reloadable parts change.
+	applied := cur
+	applied.RateLimit.Rules = next.RateLimit.Rules
+	if sentinelRules {
+		applied.Sentinel.Rules = next.Sentinel.Rules
+	}
+	ch.cfg = applied
+	ch.Logger.Info("configuration reloaded", "ratelimit_rules", len(next.RateLimit.Rules), "sentinel_rules_changed", sentinelRules)
+	return nil
+}
+
+// sentinelSettings is the Sentinel section without its reloadable rules.
+func sentinelSettings(s Sentinel) Sentinel {
+	s.Rules = sentinel.Rules{}
+	return s
+}
+
+// Config returns the configuration in force (reloaded parts included).
+func (ch *Chain) Config() Config {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.cfg
+}
+
+// Close stops the watchers and releases the limiter's connections, the
+// breaker and the tracer provider (flushing spans, bounded by ctx). It is
+// safe to call more than once.
+func (ch *Chain) Close(ctx context.Context) error {
+	if !ch.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if ch.cancel != nil {
+		ch.cancel()
+	}
+	for _, w := range ch.waits {
+		w()
+	}
+	var errs []error
+	if g := ch.guard.Load(); g != nil {
+		errs = append(errs, g.guard.Close())
+	}
+	ch.mu.Lock()
+	for _, g := range ch.retired {
+		errs = append(errs, g.Close())
+	}
+	ch.mu.Unlock()
+	for _, c := range ch.closers {
+		errs = append(errs, c(ctx))
+	}
+	if ch.ownRDB && ch.rdb != nil {
+		errs = append(errs, ch.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
