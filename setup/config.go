@@ -421,9 +421,13 @@ func rulesEmpty(r sentinel.Rules) bool {
 	return len(r.Flow)+len(r.Hotspot)+len(r.System)+len(r.Isolation)+len(r.CircuitBreaker) == 0
 }
 
+func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
+
+func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+
 func validHeaderName(s string) bool {
 	for _, r := range s {
-		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		if ok := r == '-' || r == '_' || isDigit(r) || isLetter(r); !ok {
 			return false
 		}
 	}
@@ -432,7 +436,7 @@ func validHeaderName(s string) bool {
 
 func validMetricName(s string) bool {
 	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+		if ok := r == '_' || isLetter(r) || i > 0 && isDigit(r); !ok {
 			return false
 		}
 	}
