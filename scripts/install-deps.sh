@@ -64,3 +64,31 @@ if ! rnacos_is_pinned "$found"; then
 	echo "install-deps: $found ($("$found" --version 2>&1)) shadows $cargo_bin/rnacos $rnacos_version; remove it or put $cargo_bin first in PATH"
 	exit 1
 fi
+
+# The Eureka server the registry tests run: a tiny Spring Boot app
+# (internal/testenv/eureka-server) built by Maven into a jar cached under
+# ~/.cache/gingov, keyed by a hash of the fixture files. build.sh owns the
+# key, the build and the cache; the tests call it too (and build the jar
+# themselves if this script was not run). Needs a JDK >= 17 and Maven.
+java_major() {
+	java -version 2>&1 | sed -n -E '1s/.*version "([0-9]+).*/\1/p'
+}
+eureka_pkgs=()
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+	eureka_pkgs+=(openjdk-17-jdk-headless)
+fi
+command -v mvn >/dev/null 2>&1 || eureka_pkgs+=(maven)
+if [ ${#eureka_pkgs[@]} -gt 0 ]; then
+	echo "install-deps: installing ${eureka_pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	as_root apt-get update -qq >/dev/null
+	as_root apt-get install -y -qq --no-install-recommends "${eureka_pkgs[@]}" >/dev/null
+fi
+if [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+	echo "install-deps: java on PATH is $(java_major), the Eureka fixture needs 17 or newer"
+	exit 1
+fi
+if [ ! -s "$(internal/testenv/eureka-server/build.sh --path)" ]; then
+	echo "install-deps: building the Eureka server fixture with Maven (a minute or two the first time)"
+	internal/testenv/eureka-server/build.sh >/dev/null
+fi

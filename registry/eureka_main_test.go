@@ -1,0 +1,11 @@
+package registry_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain is the registry package's one TestMain: every test of the
+// package, Eureka's and the others', runs under goleak.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
