@@ -38,6 +38,12 @@ func (e *Eureka) GetService(ctx context.Context, name string) ([]*ServiceInstanc
 	if err != nil {
 		return nil, fmt.Errorf("registry: eureka: get service %s: decode: %w", name, err)
 	}
+	return upInstances(raw, name), nil
+}
+
+// upInstances converts the UP instances with a usable address, sorted by
+// ID.
+func upInstances(raw []eurekaInstance, name string) []*ServiceInstance {
 	var out []*ServiceInstance
 	for i := range raw {
 		if !strings.EqualFold(raw[i].Status, string(EurekaUp)) {
@@ -48,7 +54,7 @@ func (e *Eureka) GetService(ctx context.Context, name string) ([]*ServiceInstanc
 		}
 	}
 	slices.SortFunc(out, func(a, b *ServiceInstance) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return out
 }
 
 // Watch follows the named service by polling GetService every poll

@@ -12,6 +12,22 @@
 // (registered, heartbeat failed, re-registered, deregistered), so that
 // metrics and logs can follow a registration without a backend importing
 // either.
+//
+// # Eureka
+//
+// [NewEureka] takes the servers' Eureka base URLs, as a Spring client's
+// eureka.client.service-url.defaultZone lists them
+// ("http://eureka-1:8761/eureka"), and fails over between them. An
+// instance named "orders" is registered as application ORDERS with
+// vipAddress "orders": Spring Cloud clients (DiscoveryClient, lb://orders,
+// @FeignClient("orders")) find it by that service id, at the host and port
+// of its Address, with "version" and "weight" in its metadata next to
+// Metadata. It stays registered through heartbeats every 30 s (lease 90 s,
+// as Spring's defaults) and is registered again as soon as a server has
+// lost it. [Eureka.SetStatus] with OUT_OF_SERVICE takes it out of every
+// client's list (at the client's next registry fetch) while it keeps
+// serving, for a drain. Discovery returns only UP instances; Eureka has no
+// push, so a [Watcher] polls.
 package registry
 
 import (
