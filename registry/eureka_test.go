@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,21 +395,34 @@ func testWatch(t *testing.T, srv *testenv.Eureka) {
 	}
 }
 
-// testFailover: with a dead server first in the list, every call fails over
-// to the live one; the dead one is skipped afterwards.
+// testFailover: with a server answering 503 and a dead one before the live
+// one, calls fail over to the live one, which is asked first afterwards.
 func testFailover(t *testing.T, srv *testenv.Eureka) {
 	dead := "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) + "/eureka"
-	e, ev := newEureka(t, []string{dead, srv.URL + "/"})
+	// A server that answers 503 to everything, as one still starting does.
+	var unavailable atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		unavailable.Add(1)
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	e, ev := newEureka(t, []string{busy.URL + "/eureka", dead, srv.URL + "/"})
 	name := serviceName(t)
 	ins := &registry.ServiceInstance{ID: name + "-1", Name: name, Address: "127.0.0.1:18088"}
 	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register through the second server: %v", err)
+	}
+	if unavailable.Load() != 1 {
+		t.Fatalf("the 503 server got %d requests, want 1", unavailable.Load())
 	}
 	list, err := e.GetService(ctxT(t, 5*time.Second), name)
 	if err != nil || len(list) != 1 || list[0].ID != ins.ID {
 		t.Fatalf("GetService = %v, %v", list, err)
 	}
 	time.Sleep(2*testRenew + 500*time.Millisecond)
+	if unavailable.Load() != 1 {
+		t.Errorf("the 503 server got %d requests; the live server should be preferred once it answered", unavailable.Load())
+	}
 	if n := ev.count(registry.HeartbeatFailed); n != 0 {
 		t.Errorf("HeartbeatFailed = %d: heartbeats did not fail over", n)
 	}
@@ -483,6 +498,11 @@ func TestEurekaServerRestart(t *testing.T) {
 	if hb, _ := ev.last(registry.HeartbeatFailed); hb.Err == nil || hb.Backend != "eureka" {
 		t.Errorf("HeartbeatFailed event = %+v", hb)
 	}
+	// It keeps trying every interval: two more rounds for both instances.
+	failed := ev.count(registry.HeartbeatFailed)
+	waitFor(t, 4*testRenew, "heartbeats retried every interval", func() bool {
+		return ev.count(registry.HeartbeatFailed) >= failed+4
+	})
 	registered := ev.count(registry.Registered)
 
 	srv.Restart(t)
