@@ -1,0 +1,293 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gingov/gingov/registry"
+)
+
+// registration is one registered instance and its keep-alive loop.
+type registration struct {
+	r     *Registry
+	ins   *registry.ServiceInstance // a copy owned by the registration
+	key   string
+	value string
+
+	ctx    context.Context // ends with stop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has ended
+
+	mu    sync.Mutex
+	lease clientv3.LeaseID // the last lease granted
+}
+
+// errKeepAliveEnded is reported (as a HeartbeatFailed event) when etcd
+// stops renewing a registration's lease.
+var errKeepAliveEnded = errors.New("etcd: lease keep-alive ended (lease expired or lost, or etcd unreachable for a TTL)")
+
+// Register puts the instance at <prefix>/<name>/<id> under a new lease and
+// keeps it there until Deregister or Close, re-registering whenever the
+// lease is lost. It retries a failed first registration with backoff until
+// ctx is done (each attempt bounded by the timeout), so a service can start
+// before etcd is reachable; it returns once etcd has accepted the instance.
+// Registering the same instance (same name and ID) again replaces the
+// stored document and its lease. Register and Deregister of the same
+// instance must not run concurrently.
+func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) error {
+	if err := ins.Validate(); err != nil {
+		return err
+	}
+	if err := validSegment("ServiceInstance.Name", ins.Name); err != nil {
+		return err
+	}
+	if err := validSegment("instance ID", ins.InstanceID()); err != nil {
+		return err
+	}
+	cp := *ins
+	cp.ID = ins.InstanceID()
+	cp.Metadata = maps.Clone(ins.Metadata)
+	value, err := encode(&cp)
+	if err != nil {
+		return err
+	}
+	key := r.key(cp.Name, cp.ID)
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	old := r.regs[key]
+	delete(r.regs, key)
+	r.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+
+	regCtx, cancel := context.WithCancel(context.Background())
+	reg := &registration{r: r, ins: &cp, key: key, value: value, ctx: regCtx, cancel: cancel, done: make(chan struct{})}
+	lease, err := reg.registerUntil(ctx)
+	if err != nil {
+		cancel()
+		close(reg.done)
+		return fmt.Errorf("etcd: register %s: %w", key, err)
+	}
+	if old != nil {
+		if ol := old.currentLease(); ol != 0 && ol != lease {
+			r.revoke(ol) // the key is on the new lease now
+		}
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		cancel()
+		close(reg.done)
+		r.revoke(lease)
+		return ErrClosed
+	}
+	r.regs[key] = reg
+	r.mu.Unlock()
+
+	r.emit(registry.Registered, reg.ins, nil)
+	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: registered", reg.attrs(lease)...)
+	go reg.loop(lease)
+	return nil
+}
+
+// Deregister stops the instance's keep-alive, deletes its key and revokes
+// its lease, bounded by ctx and the timeout (one attempt: a shutdown is
+// never held up by an unreachable etcd; the lease then expires within one
+// TTL). It deletes the key even when this Registry did not register it.
+func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance) error {
+	if ins == nil {
+		return errors.New("registry: nil ServiceInstance")
+	}
+	if err := validSegment("ServiceInstance.Name", ins.Name); err != nil {
+		return err
+	}
+	id := ins.InstanceID()
+	if err := validSegment("instance ID", id); err != nil {
+		return err
+	}
+	key := r.key(ins.Name, id)
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	reg := r.regs[key]
+	delete(r.regs, key)
+	r.mu.Unlock()
+
+	var lease clientv3.LeaseID
+	if reg != nil {
+		reg.stop() // no re-registration may race the delete
+		lease = reg.currentLease()
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+	defer cancel()
+	_, err := r.client.Delete(ctx, key)
+	if err == nil && lease != 0 {
+		// The key is gone; revoking only spares etcd an idle lease.
+		if _, rerr := r.client.Revoke(ctx, lease); rerr != nil && !errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
+			r.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "etcd: revoke lease", slog.String("key", key), slog.String("error", rerr.Error()))
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("etcd: deregister %s: %w", key, err)
+		r.emit(registry.DeregisterFailed, ins, err)
+		r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "etcd: deregister failed",
+			slog.String("service", ins.Name), slog.String("instance_id", id), slog.String("key", key),
+			slog.String("error", err.Error()))
+		return err
+	}
+	r.emit(registry.Deregistered, ins, nil)
+	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: deregistered",
+		slog.String("service", ins.Name), slog.String("instance_id", id), slog.String("key", key))
+	return nil
+}
+
+// revoke revokes a lease in the background of a caller, bounded by the
+// timeout, ignoring failures (the lease expires by itself).
+func (r *Registry) revoke(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
+	defer cancel()
+	_, _ = r.client.Revoke(ctx, lease)
+}
+
+func (g *registration) attrs(lease clientv3.LeaseID) []slog.Attr {
+	return []slog.Attr{
+		slog.String("service", g.ins.Name),
+		slog.String("instance_id", g.ins.ID),
+		slog.String("key", g.key),
+		slog.String("lease_id", strconv.FormatInt(int64(lease), 16)),
+	}
+}
+
+func (g *registration) currentLease() clientv3.LeaseID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lease
+}
+
+// stop ends the keep-alive loop and waits for it.
+func (g *registration) stop() {
+	g.cancel()
+	<-g.done
+}
+
+// grantAndPut grants a lease and puts the instance under it, each call
+// bounded by the timeout.
+func (g *registration) grantAndPut(ctx context.Context) (clientv3.LeaseID, error) {
+	r := g.r
+	gctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+	resp, err := r.client.Grant(gctx, r.ttlSeconds)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("grant lease: %w", err)
+	}
+	// Recorded before the put so that Deregister revokes it even when the
+	// put was applied but its answer lost.
+	g.mu.Lock()
+	g.lease = resp.ID
+	g.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+	_, err = r.client.Put(pctx, g.key, g.value, clientv3.WithLease(resp.ID))
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("put: %w", err)
+	}
+	return resp.ID, nil
+}
+
+// registerUntil calls grantAndPut until it succeeds or ctx (or the
+// registration) is done, waiting with backoff between attempts and
+// reporting each failure.
+func (g *registration) registerUntil(ctx context.Context) (clientv3.LeaseID, error) {
+	ctx, cancel := mergeCancel(ctx, g.ctx)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		lease, err := g.grantAndPut(ctx)
+		if err == nil {
+			return lease, nil
+		}
+		if ctx.Err() != nil {
+			return 0, errors.Join(ctx.Err(), err)
+		}
+		g.r.emit(registry.RegisterFailed, g.ins, err)
+		g.r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "etcd: register failed",
+			slog.String("service", g.ins.Name), slog.String("instance_id", g.ins.ID), slog.String("key", g.key),
+			slog.Int("attempt", attempt+1), slog.String("error", err.Error()))
+		t := time.NewTimer(g.r.backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, errors.Join(ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// loop keeps the registration alive: it follows the lease's keep-alive and,
+// whenever that ends, registers again under a new lease. It never gives up
+// before stop.
+func (g *registration) loop(lease clientv3.LeaseID) {
+	defer close(g.done)
+	for {
+		ch, err := g.r.client.KeepAlive(g.ctx, lease)
+		if err == nil {
+			for range ch { //nolint:revive // each answer means the lease was renewed; the channel closes when it is lost
+			}
+			err = errKeepAliveEnded
+		}
+		if g.ctx.Err() != nil {
+			return
+		}
+		err = fmt.Errorf("etcd: keep-alive of %s: %w", g.key, err)
+		g.r.emit(registry.HeartbeatFailed, g.ins, err)
+		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelWarn, "etcd: keep-alive failed; registering again",
+			append(g.attrs(lease), slog.String("error", err.Error()))...)
+		lease, err = g.registerUntil(g.ctx)
+		if err != nil {
+			return // stopped
+		}
+		g.r.emit(registry.Registered, g.ins, nil)
+		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelInfo, "etcd: registered again", g.attrs(lease)...)
+	}
+}
+
+// backoff is the wait after the given failed attempt (0-based): doubling
+// from 100 ms up to the cap, with the upper half jittered so that many
+// instances coming back together do not hit etcd at the same moment.
+func (r *Registry) backoff(attempt int) time.Duration {
+	d := r.maxBackoff
+	if attempt < 16 {
+		d = min(d, 100*time.Millisecond<<attempt)
+	}
+	half := d / 2
+	return half + rand.N(half+1) //nolint:gosec // jitter needs no cryptographic randomness
+}
+
+// mergeCancel returns a context with a's values and deadline that is also
+// cancelled when b is done.
+func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
