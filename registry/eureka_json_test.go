@@ -62,7 +62,7 @@ func TestDecodeEurekaApplication(t *testing.T) {
 				if !strings.EqualFold(s.Name, "orders") {
 					t.Errorf("Name = %q", s.Name)
 				}
-				got = append(got, s.ID+"@"+s.Address+"/"+s.Version+"/"+strconv.Itoa(s.Weight)+"/"+fmtMap(s.Metadata))
+				got = append(got, s.ID+"@"+s.Address+"/"+s.Version+"/"+strconv.Itoa(s.Weight)+"/"+eurekaFmtMap(s.Metadata))
 			}
 			if strings.Join(got, ",") != strings.Join(c.want, ",") {
 				t.Fatalf("instances:\n got %v\nwant %v", got, c.want)
@@ -111,8 +111,8 @@ func TestEurekaInstanceInfo(t *testing.T) {
 		"lastUpdatedTimestamp": "1700000000123", "lastDirtyTimestamp": "1700000000123",
 	}
 	for k, v := range want {
-		if g, _ := json.Marshal(in[k]); string(g) != mustJSON(v) {
-			t.Errorf("%s = %s, want %s", k, g, mustJSON(v))
+		if g, _ := json.Marshal(in[k]); string(g) != eurekaJSON(v) {
+			t.Errorf("%s = %s, want %s", k, g, eurekaJSON(v))
 		}
 	}
 	for k := range in {
@@ -161,12 +161,12 @@ func FuzzDecodeEurekaApplication(f *testing.F) {
 	})
 }
 
-func mustJSON(v any) string {
+func eurekaJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
-func fmtMap(m map[string]string) string {
+func eurekaFmtMap(m map[string]string) string {
 	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {

@@ -28,19 +28,19 @@ const (
 	testPoll  = 200 * time.Millisecond
 )
 
-// events records what a Eureka reports through WithEurekaOnEvent.
-type events struct {
+// eurekaEvents records what a Eureka reports through WithEurekaOnEvent.
+type eurekaEvents struct {
 	mu   sync.Mutex
 	list []registry.Event
 }
 
-func (ev *events) add(e registry.Event) {
+func (ev *eurekaEvents) add(e registry.Event) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	ev.list = append(ev.list, e)
 }
 
-func (ev *events) count(kind registry.EventKind) int {
+func (ev *eurekaEvents) count(kind registry.EventKind) int {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	n := 0
@@ -52,7 +52,7 @@ func (ev *events) count(kind registry.EventKind) int {
 	return n
 }
 
-func (ev *events) last(kind registry.EventKind) (registry.Event, bool) {
+func (ev *eurekaEvents) last(kind registry.EventKind) (registry.Event, bool) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	for i := len(ev.list) - 1; i >= 0; i-- {
@@ -65,9 +65,9 @@ func (ev *events) last(kind registry.EventKind) (registry.Event, bool) {
 
 // newEureka returns a client of urls with the short test intervals, closed
 // at cleanup, and the events it reports.
-func newEureka(t *testing.T, urls []string, opts ...registry.EurekaOption) (*registry.Eureka, *events) {
+func newEureka(t *testing.T, urls []string, opts ...registry.EurekaOption) (*registry.Eureka, *eurekaEvents) {
 	t.Helper()
-	ev := &events{}
+	ev := &eurekaEvents{}
 	all := append([]registry.EurekaOption{
 		registry.WithEurekaRenewalInterval(testRenew),
 		registry.WithEurekaLeaseDuration(testLease),
@@ -84,15 +84,15 @@ func newEureka(t *testing.T, urls []string, opts ...registry.EurekaOption) (*reg
 	return e, ev
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func eurekaCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes, and returns
+// eurekaWait polls cond every 50 ms until it holds or d passes, and returns
 // how long it took.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+func eurekaWait(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -106,8 +106,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.
 	}
 }
 
-// serviceName is a lower-case service name unique to the test.
-func serviceName(t *testing.T) string {
+// eurekaService is a lower-case service name unique to the test.
+func eurekaService(t *testing.T) string {
 	n := strings.ToLower(t.Name())
 	n = strings.NewReplacer("/", "-", "_", "-").Replace(n)
 	return "gingov-" + n
@@ -135,18 +135,18 @@ func TestEureka(t *testing.T) {
 // API within 2 s, the way Spring Cloud looks at it.
 func testRegisterVisible(t *testing.T, srv *testenv.Eureka) {
 	e, ev := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	ins := &registry.ServiceInstance{
 		ID: name + "-1", Name: name, Version: "v1.2.3", Address: "127.0.0.1:18080",
 		Metadata: map[string]string{"zone": "a"}, Weight: 30,
 	}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Deregister(context.Background(), ins) })
 	app := strings.ToUpper(name)
 	var got testenv.EurekaInstance
-	took := waitFor(t, 2*time.Second, "the instance in GET /eureka/apps/"+app, func() bool {
+	took := eurekaWait(t, 2*time.Second, "the instance in GET /eureka/apps/"+app, func() bool {
 		var ok bool
 		got, ok = srv.Instance(t, app, ins.ID)
 		return ok
@@ -188,10 +188,10 @@ func testRegisterVisible(t *testing.T, srv *testenv.Eureka) {
 // heartbeats is evicted.
 func testHeartbeat(t *testing.T, srv *testenv.Eureka) {
 	e, ev := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	app := strings.ToUpper(name)
 	ins := &registry.ServiceInstance{ID: name + "-live", Name: name, Address: "127.0.0.1:18081"}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Deregister(context.Background(), ins) })
@@ -200,7 +200,7 @@ func testHeartbeat(t *testing.T, srv *testenv.Eureka) {
 	// then stops its heartbeats (Close does not deregister).
 	ctl, _ := newEureka(t, []string{srv.URL})
 	dead := &registry.ServiceInstance{ID: name + "-dead", Name: name, Address: "127.0.0.1:18082"}
-	if err := ctl.Register(ctxT(t, 5*time.Second), dead); err != nil {
+	if err := ctl.Register(eurekaCtx(t, 5*time.Second), dead); err != nil {
 		t.Fatalf("Register control: %v", err)
 	}
 	_ = ctl.Close()
@@ -209,7 +209,7 @@ func testHeartbeat(t *testing.T, srv *testenv.Eureka) {
 	if !ok {
 		t.Fatal("instance not registered")
 	}
-	waitFor(t, 15*time.Second, "the eviction of the instance without heartbeats", func() bool {
+	eurekaWait(t, 15*time.Second, "the eviction of the instance without heartbeats", func() bool {
 		_, ok := srv.Instance(t, app, dead.ID)
 		return !ok
 	})
@@ -229,18 +229,18 @@ func testHeartbeat(t *testing.T, srv *testenv.Eureka) {
 // out of discovery; UP brings it back.
 func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 	e, _ := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	app := strings.ToUpper(name)
 	a := &registry.ServiceInstance{ID: name + "-a", Name: name, Address: "127.0.0.1:18083"}
 	b := &registry.ServiceInstance{ID: name + "-b", Name: name, Address: "127.0.0.1:18084"}
 	for _, ins := range []*registry.ServiceInstance{a, b} {
-		if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+		if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
 		t.Cleanup(func() { _ = e.Deregister(context.Background(), ins) })
 	}
 	ids := func() []string {
-		list, err := e.GetService(ctxT(t, 5*time.Second), name)
+		list, err := e.GetService(eurekaCtx(t, 5*time.Second), name)
 		if err != nil {
 			t.Fatalf("GetService: %v", err)
 		}
@@ -250,12 +250,12 @@ func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 		}
 		return out
 	}
-	waitFor(t, 2*time.Second, "both instances", func() bool { return len(ids()) == 2 })
+	eurekaWait(t, 2*time.Second, "both instances", func() bool { return len(ids()) == 2 })
 
-	if err := e.SetStatus(ctxT(t, 5*time.Second), a, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, registry.EurekaOutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
-	waitFor(t, 2*time.Second, "OUT_OF_SERVICE on the server", func() bool {
+	eurekaWait(t, 2*time.Second, "OUT_OF_SERVICE on the server", func() bool {
 		in, ok := srv.Instance(t, app, a.ID)
 		return ok && in.Status == "OUT_OF_SERVICE"
 	})
@@ -267,11 +267,11 @@ func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 	if got := ids(); len(got) != 1 {
 		t.Fatalf("GetService two heartbeats later = %v, want [%s]", got, b.ID)
 	}
-	if err := e.SetStatus(ctxT(t, 5*time.Second), a, registry.EurekaUp); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, registry.EurekaUp); err != nil {
 		t.Fatalf("SetStatus UP: %v", err)
 	}
-	waitFor(t, 2*time.Second, "both instances again", func() bool { return len(ids()) == 2 })
-	if err := e.SetStatus(ctxT(t, 5*time.Second), a, "MAYBE"); err == nil {
+	eurekaWait(t, 2*time.Second, "both instances again", func() bool { return len(ids()) == 2 })
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, "MAYBE"); err == nil {
 		t.Error("SetStatus(MAYBE) accepted")
 	}
 }
@@ -280,17 +280,17 @@ func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 // not bring it back.
 func testDeregister(t *testing.T, srv *testenv.Eureka) {
 	e, ev := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	app := strings.ToUpper(name)
 	ins := &registry.ServiceInstance{ID: name + "-1", Name: name, Address: "127.0.0.1:18085"}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
-	waitFor(t, 2*time.Second, "the instance", func() bool { _, ok := srv.Instance(t, app, ins.ID); return ok })
-	if err := e.Deregister(ctxT(t, 5*time.Second), ins); err != nil {
+	eurekaWait(t, 2*time.Second, "the instance", func() bool { _, ok := srv.Instance(t, app, ins.ID); return ok })
+	if err := e.Deregister(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Deregister: %v", err)
 	}
-	took := waitFor(t, 2*time.Second, "the removal", func() bool { _, ok := srv.Instance(t, app, ins.ID); return !ok })
+	took := eurekaWait(t, 2*time.Second, "the removal", func() bool { _, ok := srv.Instance(t, app, ins.ID); return !ok })
 	t.Logf("gone after %v", took)
 	time.Sleep(2*testRenew + 500*time.Millisecond)
 	if _, ok := srv.Instance(t, app, ins.ID); ok {
@@ -300,7 +300,7 @@ func testDeregister(t *testing.T, srv *testenv.Eureka) {
 		t.Errorf("events: %d registered, %d deregistered; want 1 and 1", ev.count(registry.Registered), ev.count(registry.Deregistered))
 	}
 	// Removing it again is not an error: the server no longer knows it.
-	if err := e.Deregister(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Deregister(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Errorf("second Deregister: %v", err)
 	}
 }
@@ -309,14 +309,14 @@ func testDeregister(t *testing.T, srv *testenv.Eureka) {
 // disappear, each as one whole set, and nothing while nothing changes.
 func testWatch(t *testing.T, srv *testenv.Eureka) {
 	e, _ := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	a := &registry.ServiceInstance{ID: name + "-a", Name: name, Address: "127.0.0.1:18086", Version: "v1"}
 	b := &registry.ServiceInstance{ID: name + "-b", Name: name, Address: "127.0.0.1:18087", Version: "v2"}
-	if err := e.Register(ctxT(t, 5*time.Second), a); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), a); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Deregister(context.Background(), a) })
-	w, err := e.Watch(ctxT(t, time.Minute), name)
+	w, err := e.Watch(eurekaCtx(t, time.Minute), name)
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
@@ -366,19 +366,19 @@ func testWatch(t *testing.T, srv *testenv.Eureka) {
 		t.Fatalf("Next returned %v, %v without a change", r.ids, r.err)
 	case <-time.After(5 * testPoll):
 	}
-	if err := e.Register(ctxT(t, 5*time.Second), b); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), b); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	next(aID, bID)
-	if err := e.SetStatus(ctxT(t, 5*time.Second), b, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, registry.EurekaOutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	next(aID)
-	if err := e.SetStatus(ctxT(t, 5*time.Second), b, registry.EurekaUp); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, registry.EurekaUp); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	next(aID, bID)
-	if err := e.Deregister(ctxT(t, 5*time.Second), b); err != nil {
+	if err := e.Deregister(eurekaCtx(t, 5*time.Second), b); err != nil {
 		t.Fatalf("Deregister: %v", err)
 	}
 	next(aID)
@@ -407,15 +407,15 @@ func testFailover(t *testing.T, srv *testenv.Eureka) {
 	}))
 	t.Cleanup(busy.Close)
 	e, ev := newEureka(t, []string{busy.URL + "/eureka", dead, srv.URL + "/"})
-	name := serviceName(t)
+	name := eurekaService(t)
 	ins := &registry.ServiceInstance{ID: name + "-1", Name: name, Address: "127.0.0.1:18088"}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register through the second server: %v", err)
 	}
 	if unavailable.Load() != 1 {
 		t.Fatalf("the 503 server got %d requests, want 1", unavailable.Load())
 	}
-	list, err := e.GetService(ctxT(t, 5*time.Second), name)
+	list, err := e.GetService(eurekaCtx(t, 5*time.Second), name)
 	if err != nil || len(list) != 1 || list[0].ID != ins.ID {
 		t.Fatalf("GetService = %v, %v", list, err)
 	}
@@ -426,7 +426,7 @@ func testFailover(t *testing.T, srv *testenv.Eureka) {
 	if n := ev.count(registry.HeartbeatFailed); n != 0 {
 		t.Errorf("HeartbeatFailed = %d: heartbeats did not fail over", n)
 	}
-	if err := e.Deregister(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Deregister(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Deregister: %v", err)
 	}
 	if _, ok := srv.Instance(t, strings.ToUpper(name), ins.ID); ok {
@@ -435,7 +435,7 @@ func testFailover(t *testing.T, srv *testenv.Eureka) {
 
 	// With no live server, calls fail and name the servers tried.
 	only, _ := newEureka(t, []string{dead})
-	err = only.Register(ctxT(t, 5*time.Second), ins)
+	err = only.Register(eurekaCtx(t, 5*time.Second), ins)
 	if err == nil || !strings.Contains(err.Error(), dead) {
 		t.Fatalf("Register with no live server = %v", err)
 	}
@@ -445,13 +445,13 @@ func testFailover(t *testing.T, srv *testenv.Eureka) {
 // then expires), and Register after Close fails.
 func testClose(t *testing.T, srv *testenv.Eureka) {
 	e, _ := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	app := strings.ToUpper(name)
 	ins := &registry.ServiceInstance{ID: name + "-1", Name: name, Address: "127.0.0.1:18089"}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
-	w, err := e.Watch(ctxT(t, time.Minute), name)
+	w, err := e.Watch(eurekaCtx(t, time.Minute), name)
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
@@ -465,10 +465,10 @@ func testClose(t *testing.T, srv *testenv.Eureka) {
 	if _, err := w.Next(); err == nil {
 		t.Fatal("Next after Close returned no error")
 	}
-	if err := e.Register(ctxT(t, 5*time.Second), ins); err == nil {
+	if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err == nil {
 		t.Fatal("Register after Close succeeded")
 	}
-	waitFor(t, 15*time.Second, "the lease to expire after Close", func() bool {
+	eurekaWait(t, 15*time.Second, "the lease to expire after Close", func() bool {
 		_, ok := srv.Instance(t, app, ins.ID)
 		return !ok
 	})
@@ -480,33 +480,33 @@ func testClose(t *testing.T, srv *testenv.Eureka) {
 func TestEurekaServerRestart(t *testing.T) {
 	srv := testenv.StartEureka(t)
 	e, ev := newEureka(t, []string{srv.URL})
-	name := serviceName(t)
+	name := eurekaService(t)
 	app := strings.ToUpper(name)
 	up := &registry.ServiceInstance{ID: name + "-up", Name: name, Address: "127.0.0.1:18090"}
 	oos := &registry.ServiceInstance{ID: name + "-oos", Name: name, Address: "127.0.0.1:18091"}
 	for _, ins := range []*registry.ServiceInstance{up, oos} {
-		if err := e.Register(ctxT(t, 5*time.Second), ins); err != nil {
+		if err := e.Register(eurekaCtx(t, 5*time.Second), ins); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
 	}
-	if err := e.SetStatus(ctxT(t, 5*time.Second), oos, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), oos, registry.EurekaOutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 
 	srv.Kill()
-	waitFor(t, 5*testRenew, "a HeartbeatFailed event", func() bool { return ev.count(registry.HeartbeatFailed) > 0 })
+	eurekaWait(t, 5*testRenew, "a HeartbeatFailed event", func() bool { return ev.count(registry.HeartbeatFailed) > 0 })
 	if hb, _ := ev.last(registry.HeartbeatFailed); hb.Err == nil || hb.Backend != "eureka" {
 		t.Errorf("HeartbeatFailed event = %+v", hb)
 	}
 	// It keeps trying every interval: two more rounds for both instances.
 	failed := ev.count(registry.HeartbeatFailed)
-	waitFor(t, 4*testRenew, "heartbeats retried every interval", func() bool {
+	eurekaWait(t, 4*testRenew, "heartbeats retried every interval", func() bool {
 		return ev.count(registry.HeartbeatFailed) >= failed+4
 	})
 	registered := ev.count(registry.Registered)
 
 	srv.Restart(t)
-	took := waitFor(t, testRenew+2*time.Second, "the instance back after the restart", func() bool {
+	took := eurekaWait(t, testRenew+2*time.Second, "the instance back after the restart", func() bool {
 		_, ok := srv.Instance(t, app, up.ID)
 		return ok
 	})
@@ -514,7 +514,7 @@ func TestEurekaServerRestart(t *testing.T) {
 	if took > testRenew+time.Second {
 		t.Errorf("back after %v, want within one renewal interval (%v) and a second of slack", took, testRenew)
 	}
-	waitFor(t, testRenew+2*time.Second, "the out-of-service instance back", func() bool {
+	eurekaWait(t, testRenew+2*time.Second, "the out-of-service instance back", func() bool {
 		_, ok := srv.Instance(t, app, oos.ID)
 		return ok
 	})
@@ -527,12 +527,12 @@ func TestEurekaServerRestart(t *testing.T) {
 	if ev.count(registry.Registered) < registered+2 {
 		t.Errorf("Registered events %d, want at least %d", ev.count(registry.Registered), registered+2)
 	}
-	list, err := e.GetService(ctxT(t, 5*time.Second), name)
+	list, err := e.GetService(eurekaCtx(t, 5*time.Second), name)
 	if err != nil || len(list) != 1 || list[0].ID != up.ID {
 		t.Fatalf("GetService after restart = %v, %v; want only %s", list, err, up.ID)
 	}
 	for _, ins := range []*registry.ServiceInstance{up, oos} {
-		if err := e.Deregister(ctxT(t, 5*time.Second), ins); err != nil {
+		if err := e.Deregister(eurekaCtx(t, 5*time.Second), ins); err != nil {
 			t.Errorf("Deregister: %v", err)
 		}
 	}
@@ -613,7 +613,7 @@ func TestEurekaContext(t *testing.T) {
 			}
 		}),
 	}
-	ln := listen(t)
+	ln := eurekaListen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { close(hang); _ = srv.Close() })
 	e, _ := newEureka(t, []string{"http://" + ln.Addr().String() + "/eureka"}, registry.WithEurekaTimeout(time.Minute))
@@ -629,7 +629,7 @@ func TestEurekaContext(t *testing.T) {
 	}
 }
 
-func listen(t *testing.T) net.Listener {
+func eurekaListen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
