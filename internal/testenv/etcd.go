@@ -224,6 +224,28 @@ func (e *Etcd) Range(ctx context.Context, prefix string) (map[string]EtcdKV, err
 	return kvs, nil
 }
 
+// Leases lists the IDs of the leases etcd holds, through the v3 JSON
+// gateway (POST /v3/lease/leases).
+func (e *Etcd) Leases(ctx context.Context) ([]int64, error) {
+	var out struct {
+		Leases []struct {
+			ID string `json:"ID"` // int64 as a JSON string
+		} `json:"leases"`
+	}
+	if err := e.gateway(ctx, "/v3/lease/leases", map[string]string{}, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(out.Leases))
+	for _, l := range out.Leases {
+		id, err := strconv.ParseInt(l.ID, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("POST /v3/lease/leases: lease ID %q: %w", l.ID, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // Put writes key = value (without a lease) through the v3 JSON gateway
 // (POST /v3/kv/put), failing the test on error.
 func (e *Etcd) Put(t testing.TB, key, value string) {

@@ -33,6 +33,10 @@ func TestEtcdRestart(t *testing.T) {
 		t.Fatalf("Range(/gingov/) = %+v; want a=1 and b=2 only", kvs)
 	}
 
+	if leases, err := e.Leases(ctx); err != nil || len(leases) != 0 {
+		t.Fatalf("Leases = %v, %v; want none", leases, err)
+	}
+
 	endpoint, dir, pid := e.Endpoint, e.Dir, e.Pid()
 	e.Kill()
 	hctx, hcancel := context.WithTimeout(ctx, time.Second)

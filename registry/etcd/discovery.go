@@ -97,6 +97,12 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	}
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
+	// Forget the watcher once it has ended, Stop called or not.
+	context.AfterFunc(wctx, func() {
+		r.mu.Lock()
+		delete(r.watchers, w)
+		r.mu.Unlock()
+	})
 	return w, nil
 }
 
@@ -260,9 +266,6 @@ func (w *watcher) release() {
 // call more than once and concurrently with Next.
 func (w *watcher) Stop() error {
 	w.stopWatch()
-	w.r.mu.Lock()
-	delete(w.r.watchers, w)
-	w.r.mu.Unlock()
 	return nil
 }
 

@@ -124,6 +124,26 @@ func waitStored(t *testing.T, e *testenv.Etcd, key string, present bool, within 
 	}
 }
 
+// waitOneLease waits until the only lease etcd holds is the one key is
+// on: a registration leaves no stale lease behind.
+func waitOneLease(t *testing.T, e *testenv.Etcd, key string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		kv, ok := stored(t, e, key)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		leases, err := e.Leases(ctx)
+		cancel()
+		if ok && err == nil && len(leases) == 1 && leases[0] == kv.Lease {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leases %v (%v); want only %x, the lease of %s", leases, err, kv.Lease, key)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestRegisterDeregister(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	var evs events
@@ -210,7 +230,8 @@ func TestRegisterReplaces(t *testing.T) {
 	if !ok || !strings.Contains(kv2.Value, `"zone":"b"`) || kv2.Lease == kv1.Lease {
 		t.Fatalf("after the second Register: %+v (first %+v); want zone b on a new lease", kv2, kv1)
 	}
-	time.Sleep(4500 * time.Millisecond) // two TTLs: the first lease is gone, the second renewed
+	waitOneLease(t, e, keyOf(ins), 2*time.Second) // the first lease was revoked
+	time.Sleep(4500 * time.Millisecond)           // two TTLs: the first lease is gone, the second renewed
 	if kv, ok := stored(t, e, keyOf(ins)); !ok || kv.Lease != kv2.Lease {
 		t.Fatalf("after two TTLs: %+v, %v; want the key on lease %x", kv, ok, kv2.Lease)
 	}

@@ -66,6 +66,8 @@ func TestRecovery(t *testing.T) {
 			if _, ok := stored(t, e, keyOf(ins)); !ok {
 				t.Fatal("the instance came back but expired again")
 			}
+			// The lease the client gave up is revoked, not left to expire.
+			waitOneLease(t, e, keyOf(ins), 2*time.Second)
 			if tc.wantFailures {
 				if evs.count(registry.HeartbeatFailed) == 0 || evs.count(registry.Registered) < 2 {
 					t.Fatalf("events %+v; want heartbeat_failed and a second registered", evs.all)

@@ -83,9 +83,10 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 		close(reg.done)
 		return fmt.Errorf("etcd: register %s: %w", key, err)
 	}
+	var prev clientv3.LeaseID // the replaced registration's lease, revoked by the loop
 	if old != nil {
-		if ol := old.currentLease(); ol != 0 && ol != lease {
-			r.revoke(ol) // the key is on the new lease now
+		if ol := old.currentLease(); ol != lease {
+			prev = ol
 		}
 	}
 
@@ -94,7 +95,7 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 		r.mu.Unlock()
 		cancel()
 		close(reg.done)
-		r.revoke(lease)
+		r.revoke(context.Background(), lease)
 		return ErrClosed
 	}
 	r.regs[key] = reg
@@ -102,7 +103,7 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 
 	r.emit(registry.Registered, reg.ins, nil)
 	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: registered", reg.attrs(lease)...)
-	go reg.loop(lease)
+	go reg.loop(lease, prev)
 	return nil
 }
 
@@ -160,10 +161,10 @@ func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 	return nil
 }
 
-// revoke revokes a lease in the background of a caller, bounded by the
-// timeout, ignoring failures (the lease expires by itself).
-func (r *Registry) revoke(lease clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
+// revoke revokes a lease, bounded by ctx and the timeout, ignoring
+// failures (the lease expires by itself).
+func (r *Registry) revoke(ctx context.Context, lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
 	_, _ = r.client.Revoke(ctx, lease)
 }
@@ -243,11 +244,17 @@ func (g *registration) registerUntil(ctx context.Context) (clientv3.LeaseID, err
 
 // loop keeps the registration alive: it follows the lease's keep-alive and,
 // whenever that ends, registers again under a new lease. It never gives up
-// before stop.
-func (g *registration) loop(lease clientv3.LeaseID) {
+// before stop. A previous lease of the key (prev, when not 0) is revoked
+// once the keep-alive of the new one has started: the key has moved to the
+// new lease, and etcd may still hold the old one (it renews the leases it
+// finds when it restarts).
+func (g *registration) loop(lease, prev clientv3.LeaseID) {
 	defer close(g.done)
 	for {
 		ch, err := g.r.client.KeepAlive(g.ctx, lease)
+		if prev != 0 {
+			g.r.revoke(g.ctx, prev)
+		}
 		if err == nil {
 			for range ch { //nolint:revive // each answer means the lease was renewed; the channel closes when it is lost
 			}
@@ -260,6 +267,7 @@ func (g *registration) loop(lease clientv3.LeaseID) {
 		g.r.emit(registry.HeartbeatFailed, g.ins, err)
 		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelWarn, "etcd: keep-alive failed; registering again",
 			append(g.attrs(lease), slog.String("error", err.Error()))...)
+		prev = lease
 		lease, err = g.registerUntil(g.ctx)
 		if err != nil {
 			return // stopped
