@@ -92,16 +92,8 @@ func (r *Registry) selectParam(name string) vo.SelectAllInstancesParam {
 
 // retry calls fn (through call) until it succeeds or ctx is done.
 func (r *Registry) retry(ctx context.Context, fn func() error) error {
-	backoff := newBackoff()
-	for {
-		_, err := r.call(ctx, fn)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || !sleep(ctx, backoff()) {
-			return err
-		}
-	}
+	_, err := r.retryCall(ctx, fn, nil)
+	return err
 }
 
 // Watch subscribes to the named service. The subscription request is

@@ -1,5 +1,6 @@
 // Package nacos registers Gin services with Nacos and discovers them
-// through it, with nacos-sdk-go/v2 over the Nacos 2.x gRPC protocol.
+// through it, with nacos-sdk-go/v2 (v2.3.5) over the Nacos 2.x gRPC
+// protocol.
 //
 // A [Registry] is one SDK naming client. It implements
 // [registry.Registrar] and [registry.Discovery]:
@@ -7,24 +8,45 @@
 //   - Instances are ephemeral: the server keeps them while the client's
 //     gRPC connection lives, and drops them when it ends (Close, a crash).
 //     After the server restarts, the SDK connects again and registers them
-//     again by itself ("redo"), without a call from the application.
+//     again by itself ("redo"), subscriptions included, without a call from
+//     the application.
 //   - Service names are used as they are, never with a suffix, in the
 //     configured group (default DEFAULT_GROUP) and cluster (default
 //     DEFAULT): what Hertz, Kitex, Spring Cloud and Kratos clients look up.
-//   - Version goes into the metadata under "version"; [Config.Kratos] adds
-//     "kind": "http" as well, so that Kratos HTTP clients take the instance.
+//   - Version goes into the metadata under "version" and the instance ID
+//     under "instance_id"; [Config.Kratos] adds "kind": "http" as well, so
+//     that Kratos HTTP clients take the instance.
 //   - Weight maps to the Nacos weight divided by 100:
 //     [registry.DefaultWeight] (100) is the Nacos default weight 1.0, and a
-//     Nacos weight w reads back as round(w*100).
+//     Nacos weight w reads back as round(w*100), at least 1.
+//   - GetService and Watch return healthy, enabled instances with a
+//     positive weight. After the first request for a service they read the
+//     SDK's copy, which the server keeps current by push: during a Nacos
+//     outage they keep answering with the last known instances.
 //
 // No SDK call takes a context. Every call made here runs in its own
 // goroutine and is waited for until it returns or the caller's context is
 // done; in the latter case the call may still complete in the background
-// (bounded by [Config.Timeout]), and Close waits for it.
+// (each SDK request is bounded by [Config.Timeout]), and Close waits for
+// it. The calls of one Registry run one at a time (see below).
 //
-// The SDK keeps one registered instance per service and client: a
-// Registry registers at most one instance of each service (a second
-// address for the same name is an error; use a second Registry).
+// What the SDK leaves behind, whatever the caller does:
+//
+//   - Each client listens on a random UDP port between 54951 and 55950 on
+//     all interfaces (its Nacos 1.x push receiver) and keeps it, with a
+//     goroutine blocked reading it, until the process exits; CloseClient
+//     does not stop it.
+//   - Its log file rotation goroutine (lumberjack) runs until the process
+//     exits.
+//   - It writes a log and a cache of service lists to disk: under
+//     os.TempDir()/gingov-nacos unless [Config.LogDir] and
+//     [Config.CacheDir] say otherwise (the SDK's default is next to the
+//     executable).
+//   - Its reconnection code reads and writes the connection state without
+//     synchronisation (a data race the race detector reports when the
+//     server goes away under a live client). This package runs its calls
+//     one at a time so that they do not race each other; they can still
+//     race the SDK's reconnection goroutine while the server is away.
 package nacos
 
 import (
@@ -125,7 +147,8 @@ type Registry struct {
 	logger *slog.Logger
 
 	mu         sync.Mutex
-	registered map[string]*registry.ServiceInstance // by service name
+	registered map[string][]*registry.ServiceInstance // by service name
+	regSem     chan struct{}                          // see lockRegistrations
 	watchers   map[*watcher]struct{}
 	closed     bool
 
@@ -173,7 +196,8 @@ func New(cfg Config) (*Registry, error) {
 		cfg:        cfg,
 		client:     client,
 		logger:     cfg.Logger,
-		registered: map[string]*registry.ServiceInstance{},
+		registered: map[string][]*registry.ServiceInstance{},
+		regSem:     make(chan struct{}, 1),
 		watchers:   map[*watcher]struct{}{},
 		subs:       map[string]*vo.SubscribeParam{},
 	}, nil
@@ -259,10 +283,15 @@ func checkName(field, v string) error {
 // Register registers ins as an ephemeral instance and returns once the
 // server has accepted it. Failed attempts (the client still connecting,
 // the server down) are retried with backoff until ctx is done; each one is
-// reported as a RegisterFailed event. When Register fails, the instance is
-// removed from the SDK's redo list so that it does not appear later.
+// reported as a RegisterFailed event. When Register fails, the server and
+// the SDK's redo list are put back as they were before (in the
+// background, once the last attempt is over), so the instance does not
+// appear later.
 //
-// Registering the same instance again updates its weight and metadata.
+// Registering the same address again updates its weight and metadata. A
+// Registry may register several instances of one service: the SDK keeps
+// one registration per service and client, so the second one on makes it
+// a batch registration of all of them.
 func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) error {
 	if err := ins.Validate(); err != nil {
 		return err
@@ -270,123 +299,183 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	if ins.Weight > maxWeight {
 		return fmt.Errorf("nacos: ServiceInstance.Weight %d is over %d (Nacos weight 10000)", ins.Weight, maxWeight)
 	}
-	param, err := r.registerParam(ins)
+	param := r.registerParam(ins)
+	unlock, err := r.lockRegistrations(ctx)
 	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
-	}
-	if prev, ok := r.registered[ins.Name]; ok && prev.Address != ins.Address {
-		r.mu.Unlock()
-		return fmt.Errorf("nacos: %s is already registered at %s by this Registry; use one Registry per instance of a service", ins.Name, prev.Address)
-	}
-	r.mu.Unlock()
-
-	backoff := newBackoff()
-	for attempt := 1; ; attempt++ {
-		done, err := r.call(ctx, func() error {
-			ok, err := r.client.RegisterInstance(param)
-			if err == nil && !ok {
-				err = errors.New("server refused the instance")
-			}
-			return err
-		})
-		if err == nil {
-			r.mu.Lock()
-			r.registered[ins.Name] = clone(ins)
-			r.mu.Unlock()
-			r.emit(registry.Registered, ins, nil)
-			return nil
-		}
-		if ctx.Err() == nil {
-			r.emit(registry.RegisterFailed, ins, err)
-			r.logger.WarnContext(ctx, "nacos: register failed, retrying",
-				slog.String("service", ins.Name), slog.String("addr", ins.Address),
-				slog.Int("attempt", attempt), slog.String("error", err.Error()))
-			if wait := backoff(); sleep(ctx, wait) {
-				continue
-			}
-		}
-		// Given up: the SDK put the instance in its redo list before its
-		// request, and would register it after the next reconnect.
-		r.forget(done, param)
-		r.mu.Lock()
-		if prev, ok := r.registered[ins.Name]; ok && prev.Address == ins.Address {
-			delete(r.registered, ins.Name)
-		}
-		r.mu.Unlock()
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (last attempt still running)", err)
-		}
 		return fmt.Errorf("nacos: register %s at %s: %w", ins.Name, ins.Address, err)
 	}
+	defer unlock()
+	committed := r.registeredOf(ins.Name)
+	next := append(without(committed, ins.Address), clone(ins))
+	params := r.paramsOf(next)
+
+	done, err := r.retryCall(ctx, func() error { return r.publish(params) }, func(attempt int, err error) {
+		r.emit(registry.RegisterFailed, ins, err)
+		r.logger.WarnContext(ctx, "nacos: register failed, retrying",
+			slog.String("service", ins.Name), slog.String("addr", ins.Address),
+			slog.Int("attempt", attempt), slog.String("error", err.Error()))
+	})
+	if err == nil {
+		r.setRegistered(ins.Name, next)
+		r.emit(registry.Registered, ins, nil)
+		return nil
+	}
+	// Given up. The SDK put the registration in its redo list before its
+	// request, and would make it after the next reconnect.
+	r.restore(done, param, committed)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (the last attempt was still running)", err)
+	}
+	return fmt.Errorf("nacos: register %s at %s: %w", ins.Name, ins.Address, err)
 }
 
-// forget deregisters param once the attempt that done closes for is over,
-// in the background, so that the SDK neither keeps nor redoes a
-// registration that Register reported as failed.
-func (r *Registry) forget(done <-chan struct{}, p vo.RegisterInstanceParam) {
+// publish registers the set of one service's instances of this Registry:
+// one with RegisterInstance, several with BatchRegisterInstance. The SDK
+// keeps the last call per service for its redo after a reconnect.
+func (r *Registry) publish(params []vo.RegisterInstanceParam) error {
+	var ok bool
+	var err error
+	if len(params) == 1 {
+		ok, err = r.client.RegisterInstance(params[0])
+	} else {
+		ok, err = r.client.BatchRegisterInstance(vo.BatchRegisterInstanceParam{
+			ServiceName: params[0].ServiceName, GroupName: params[0].GroupName, Instances: params,
+		})
+	}
+	if err == nil && !ok {
+		err = errors.New("server refused the registration")
+	}
+	return err
+}
+
+// unpublish deregisters one instance. The SDK drops its redo entry for the
+// whole service, and a Nacos server drops every instance the client
+// registered in it: the caller publishes the others again.
+func (r *Registry) unpublish(p vo.RegisterInstanceParam) error {
+	ok, err := r.client.DeregisterInstance(vo.DeregisterInstanceParam{
+		Ip: p.Ip, Port: p.Port, Cluster: p.ClusterName, ServiceName: p.ServiceName,
+		GroupName: p.GroupName, Ephemeral: true,
+	})
+	if err == nil && !ok {
+		err = errors.New("server refused the deregistration")
+	}
+	return err
+}
+
+// restore brings the server and the SDK's redo list back to committed
+// once the attempt that done closes for is over, in the background: it
+// removes dropped and publishes committed again.
+func (r *Registry) restore(done <-chan struct{}, dropped vo.RegisterInstanceParam, committed []*registry.ServiceInstance) {
+	params := r.paramsOf(committed)
 	r.calls.Add(1)
 	go func() {
 		defer r.calls.Done()
 		<-done
 		r.sdkMu.Lock()
 		defer r.sdkMu.Unlock()
-		_, _ = r.client.DeregisterInstance(vo.DeregisterInstanceParam{
-			Ip: p.Ip, Port: p.Port, Cluster: p.ClusterName, ServiceName: p.ServiceName,
-			GroupName: p.GroupName, Ephemeral: true,
-		})
+		_ = r.unpublish(dropped)
+		if len(params) > 0 {
+			_ = r.publish(params) // in the redo list even if it fails now
+		}
 	}()
 }
 
 // Deregister removes ins, retrying failed attempts until ctx is done. It
-// reports Deregistered, or DeregisterFailed when ctx ends first.
+// reports Deregistered, or DeregisterFailed when ctx ends first. Other
+// instances of the same service registered by this Registry are
+// registered again right after (Nacos removes them with ins).
 func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance) error {
 	if err := ins.Validate(); err != nil {
 		return err
 	}
-	host, port, _ := splitAddr(ins.Address) // checked by Validate
-	param := vo.DeregisterInstanceParam{
-		Ip: host, Port: port, Cluster: r.cfg.Cluster, ServiceName: ins.Name,
-		GroupName: r.cfg.Group, Ephemeral: true,
-	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
-	}
-	if prev, ok := r.registered[ins.Name]; ok && prev.Address == ins.Address {
-		delete(r.registered, ins.Name)
-	}
-	r.mu.Unlock()
-
-	backoff := newBackoff()
-	for {
-		_, err := r.call(ctx, func() error {
-			ok, err := r.client.DeregisterInstance(param)
-			if err == nil && !ok {
-				err = errors.New("server refused the deregistration")
-			}
-			return err
-		})
-		if err == nil {
-			r.emit(registry.Deregistered, ins, nil)
-			return nil
-		}
-		if ctx.Err() == nil {
-			r.logger.WarnContext(ctx, "nacos: deregister failed, retrying",
-				slog.String("service", ins.Name), slog.String("addr", ins.Address), slog.String("error", err.Error()))
-			if sleep(ctx, backoff()) {
-				continue
-			}
-		}
+	unlock, err := r.lockRegistrations(ctx)
+	if err != nil {
 		err = fmt.Errorf("nacos: deregister %s at %s: %w", ins.Name, ins.Address, err)
 		r.emit(registry.DeregisterFailed, ins, err)
 		return err
 	}
+	defer unlock()
+	rest := without(r.registeredOf(ins.Name), ins.Address)
+	r.setRegistered(ins.Name, rest)
+	param := r.registerParam(ins)
+	_, err = r.retryCall(ctx, func() error { return r.unpublish(param) }, func(_ int, err error) {
+		r.logger.WarnContext(ctx, "nacos: deregister failed, retrying",
+			slog.String("service", ins.Name), slog.String("addr", ins.Address), slog.String("error", err.Error()))
+	})
+	if err != nil {
+		err = fmt.Errorf("nacos: deregister %s at %s: %w", ins.Name, ins.Address, err)
+		r.emit(registry.DeregisterFailed, ins, err)
+		return err
+	}
+	r.emit(registry.Deregistered, ins, nil)
+	if len(rest) == 0 {
+		return nil
+	}
+	params := r.paramsOf(rest)
+	if _, err := r.retryCall(ctx, func() error { return r.publish(params) }, func(int, error) {}); err != nil {
+		// In the SDK's redo list all the same: registered at the next
+		// reconnect at the latest.
+		r.logger.ErrorContext(ctx, "nacos: registering the service's other instances again failed",
+			slog.String("service", ins.Name), slog.Int("instances", len(rest)), slog.String("error", err.Error()))
+		return fmt.Errorf("nacos: deregister %s at %s: registering the other %d instances again: %w", ins.Name, ins.Address, len(rest), err)
+	}
+	return nil
+}
+
+// lockRegistrations serialises Register and Deregister, which read and
+// write the set of instances of a service as one step.
+func (r *Registry) lockRegistrations(ctx context.Context) (unlock func(), err error) {
+	select {
+	case r.regSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.isClosed() {
+		<-r.regSem
+		return nil, ErrClosed
+	}
+	return func() { <-r.regSem }, nil
+}
+
+func (r *Registry) registeredOf(name string) []*registry.ServiceInstance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.registered[name]
+}
+
+func (r *Registry) setRegistered(name string, set []*registry.ServiceInstance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(set) == 0 {
+		delete(r.registered, name)
+		return
+	}
+	r.registered[name] = set
+}
+
+func (r *Registry) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+func (r *Registry) paramsOf(set []*registry.ServiceInstance) []vo.RegisterInstanceParam {
+	params := make([]vo.RegisterInstanceParam, len(set))
+	for i, ins := range set {
+		params[i] = r.registerParam(ins)
+	}
+	return params
+}
+
+// without returns a new slice of the instances of set not at addr.
+func without(set []*registry.ServiceInstance, addr string) []*registry.ServiceInstance {
+	out := make([]*registry.ServiceInstance, 0, len(set)+1)
+	for _, in := range set {
+		if in.Address != addr {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // Close stops every watcher and closes the SDK client; the server drops
@@ -455,11 +544,27 @@ func (r *Registry) call(ctx context.Context, fn func() error) (done <-chan struc
 	}
 }
 
-func (r *Registry) registerParam(ins *registry.ServiceInstance) (vo.RegisterInstanceParam, error) {
-	host, port, err := splitAddr(ins.Address)
-	if err != nil {
-		return vo.RegisterInstanceParam{}, err
+// retryCall calls fn (through call) until it succeeds or ctx is done,
+// with backoff; failed is told of each failure that will be retried.
+func (r *Registry) retryCall(ctx context.Context, fn func() error, failed func(attempt int, err error)) (done <-chan struct{}, err error) {
+	backoff := newBackoff()
+	for attempt := 1; ; attempt++ {
+		done, err = r.call(ctx, fn)
+		if err == nil || ctx.Err() != nil {
+			return done, err
+		}
+		if failed != nil {
+			failed(attempt, err)
+		}
+		if !sleep(ctx, backoff()) {
+			return done, err
+		}
 	}
+}
+
+// registerParam maps a validated instance.
+func (r *Registry) registerParam(ins *registry.ServiceInstance) vo.RegisterInstanceParam {
+	host, port, _ := splitAddr(ins.Address) // checked by Validate
 	md := make(map[string]string, len(ins.Metadata)+3)
 	for k, v := range ins.Metadata {
 		md[k] = v
@@ -482,7 +587,7 @@ func (r *Registry) registerParam(ins *registry.ServiceInstance) (vo.RegisterInst
 		ServiceName: ins.Name,
 		GroupName:   r.cfg.Group,
 		Ephemeral:   true, // over gRPC; false would be a persistent instance over HTTP
-	}, nil
+	}
 }
 
 // toNacosWeight maps a registry weight (100 = default) to a Nacos weight

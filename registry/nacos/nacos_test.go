@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,12 +156,6 @@ func TestRegisterVisibleThenDeregister(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), rec.count(registry.RegisterFailed))
 	if e := rec.last(); e.Kind != registry.Registered || e.Backend != "nacos" || e.Instance != ins || e.Err != nil || e.Time.IsZero() {
 		t.Fatalf("last event %+v, want Registered", e)
-	}
-
-	// The SDK keeps one instance per service and client.
-	if err := r.Register(ctx, &registry.ServiceInstance{Name: "orders", Address: "127.0.0.1:18090"}); err == nil ||
-		!strings.Contains(err.Error(), "already registered at 127.0.0.1:18080") {
-		t.Fatalf("a second address for the same service: %v", err)
 	}
 
 	var got testenv.NacosInstance
@@ -467,5 +462,59 @@ func setInstance(t *testing.T, n *testenv.Nacos, service, ip, port string, enabl
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
 		t.Fatalf("register %s:%s: %d %s", ip, port, resp.StatusCode, body)
+	}
+}
+
+// One Registry registers several instances of a service (a batch
+// registration for the SDK), and deregistering one leaves the others.
+func TestSeveralInstancesOfOneService(t *testing.T) {
+	n := testenv.StartNacos(t)
+	r, rec := newRegistry(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := &registry.ServiceInstance{Name: "multi", Address: "127.0.0.1:19301", Version: "v1"}
+	b := &registry.ServiceInstance{Name: "multi", Address: "127.0.0.1:19302", Version: "v1", Weight: 300}
+	c := &registry.ServiceInstance{Name: "multi", Address: "127.0.0.1:19303", Version: "v1"}
+	for _, ins := range []*registry.ServiceInstance{a, b, c} {
+		if err := r.Register(ctx, ins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := func() string {
+		var p []string
+		for _, in := range n.Instances(t, "multi", "") {
+			p = append(p, strconv.Itoa(in.Port))
+		}
+		slices.Sort(p)
+		return strings.Join(p, ",")
+	}
+	waitFor(t, 2*time.Second, "three instances", func() bool { return ports() == "19301,19302,19303" })
+	// Updating one (same address) keeps the others.
+	b2 := *b
+	b2.Weight = 50
+	if err := r.Register(ctx, &b2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the new weight", func() bool {
+		in, ok := find(n.Instances(t, "multi", ""), "127.0.0.1", 19302)
+		return ok && in.Weight == 0.5
+	})
+	if got := ports(); got != "19301,19302,19303" {
+		t.Fatalf("after the update: %s", got)
+	}
+	if err := r.Deregister(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "two instances left", func() bool { return ports() == "19302,19303" })
+	if err := r.Deregister(ctx, &b2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "one instance left", func() bool { return ports() == "19303" })
+	time.Sleep(300 * time.Millisecond)
+	if got := ports(); got != "19303" {
+		t.Fatalf("later: %s", got)
+	}
+	if rec.count(registry.Registered) != 4 || rec.count(registry.Deregistered) != 2 {
+		t.Fatalf("events %+v", rec.events)
 	}
 }
