@@ -253,6 +253,9 @@ func newRegistry(client *clientv3.Client, owns bool, cfg config) *Registry {
 	}
 }
 
+// Backend names the backend ("etcd"), as in its events.
+func (r *Registry) Backend() string { return backend }
+
 // Client returns the etcd client the Registry uses.
 func (r *Registry) Client() *clientv3.Client { return r.client }
 
