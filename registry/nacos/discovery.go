@@ -143,7 +143,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 		w.latest = list
 		w.notify()
 	}
-	w.stopAfter = context.AfterFunc(ctx, func() { _ = w.Stop() })
+	w.stopAfter = context.AfterFunc(ctx, func() { _ = w.stop(context.Cause(ctx)) })
 	w.mu.Unlock()
 	return w, nil
 }
@@ -214,9 +214,12 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 
 // Stop unsubscribes (bounded by Config.Timeout) and ends the watch. It is
 // safe to call more than once.
-func (w *watcher) Stop() error {
+func (w *watcher) Stop() error { return w.stop(ErrWatcherStopped) }
+
+// stop ends the watch; Next returns cause from then on.
+func (w *watcher) stop(cause error) error {
 	w.stopOnce.Do(func() {
-		w.cancel(ErrWatcherStopped)
+		w.cancel(cause)
 		w.mu.Lock()
 		if w.stopAfter != nil {
 			w.stopAfter()

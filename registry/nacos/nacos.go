@@ -494,8 +494,7 @@ func (r *Registry) Close() error {
 	}
 	r.mu.Unlock()
 	for _, w := range ws {
-		w.cancel(ErrClosed)
-		_ = w.Stop()
+		_ = w.stop(ErrClosed)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -41,8 +41,8 @@ func buildClient(t *testing.T) string {
 		clientBin = filepath.Join(sdkDir, "regclient")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, gobin, "build", "-o", clientBin, "./testdata/regclient")
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+		cmd := exec.CommandContext(ctx, gobin, "build", "-race=false", "-buildvcs=false", "-o", clientBin, "./testdata/regclient")
+		cmd.Env = append(os.Environ(), "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = err
 			t.Logf("go build ./testdata/regclient: %s", out)
