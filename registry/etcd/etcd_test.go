@@ -237,6 +237,36 @@ func TestRegisterReplaces(t *testing.T) {
 	}
 }
 
+// TestRegisterReplaceFails: a replacement that fails (etcd down until its
+// context ends) leaves the earlier registration going on.
+func TestRegisterReplaceFails(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	r := dial(t, e, etcd.WithTTL(2*time.Second), etcd.WithTimeout(300*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ins := instance("orders-1", "9001")
+	if err := r.Register(ctx, ins); err != nil {
+		t.Fatal(err)
+	}
+	e.Kill()
+	changed := instance("orders-1", "9001")
+	changed.Metadata["zone"] = "b"
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
+	err := r.Register(rctx, changed)
+	rcancel()
+	if err == nil {
+		t.Fatal("Register with etcd down succeeded")
+	}
+	e.Restart(t)
+	waitStored(t, e, keyOf(ins), true, 2*time.Second)
+	time.Sleep(3 * time.Second) // longer than the TTL: kept alive
+	kv, ok := stored(t, e, keyOf(ins))
+	if !ok || !strings.Contains(kv.Value, `"zone":"a"`) {
+		t.Fatalf("after the failed replacement: %+v, %v; want the first document, kept alive", kv, ok)
+	}
+	waitOneLease(t, e, keyOf(ins), 2*time.Second)
+}
+
 // TestRegisterWaitsForEtcd registers while etcd is down: Register retries
 // until its context ends and reports each failure; once etcd is up, it
 // succeeds.

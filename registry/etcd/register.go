@@ -42,8 +42,9 @@ var errKeepAliveEnded = errors.New("etcd: lease keep-alive ended (lease expired 
 // ctx is done (each attempt bounded by the timeout), so a service can start
 // before etcd is reachable; it returns once etcd has accepted the instance.
 // Registering the same instance (same name and ID) again replaces the
-// stored document and its lease. Register and Deregister of the same
-// instance must not run concurrently.
+// stored document and its lease; when that fails, the earlier registration
+// goes on. Register and Deregister of the same instance must not run
+// concurrently.
 func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) error {
 	if err := ins.Validate(); err != nil {
 		return err
@@ -75,12 +76,15 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 		old.stop()
 	}
 
-	regCtx, cancel := context.WithCancel(context.Background())
-	reg := &registration{r: r, ins: &cp, key: key, value: value, ctx: regCtx, cancel: cancel, done: make(chan struct{})}
+	reg := r.newRegistration(&cp, key, value)
 	lease, err := reg.registerUntil(ctx)
 	if err != nil {
-		cancel()
+		reg.cancel()
 		close(reg.done)
+		if old != nil {
+			// The replacement failed: keep the instance as it was.
+			r.resume(old)
+		}
 		return fmt.Errorf("etcd: register %s: %w", key, err)
 	}
 	var prev clientv3.LeaseID // the replaced registration's lease, revoked by the loop
@@ -93,7 +97,7 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		cancel()
+		reg.cancel()
 		close(reg.done)
 		r.revoke(context.Background(), lease)
 		return ErrClosed
@@ -105,6 +109,29 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: registered", reg.attrs(lease)...)
 	go reg.loop(lease, prev)
 	return nil
+}
+
+func (r *Registry) newRegistration(ins *registry.ServiceInstance, key, value string) *registration {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &registration{r: r, ins: ins, key: key, value: value, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+// resume restarts a stopped registration after a failed replacement: it
+// puts the earlier document again under a new lease in the background (the
+// failed attempt may have moved the key to a lease nobody keeps alive) and
+// keeps it alive, unless another registration of the key or Close came
+// first.
+func (r *Registry) resume(old *registration) {
+	g := r.newRegistration(old.ins, old.key, old.value)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.regs[g.key] != nil {
+		g.cancel()
+		close(g.done)
+		return
+	}
+	r.regs[g.key] = g
+	go g.loop(0, old.currentLease())
 }
 
 // Deregister stops the instance's keep-alive, deletes its key and revokes
@@ -243,14 +270,22 @@ func (g *registration) registerUntil(ctx context.Context) (clientv3.LeaseID, err
 }
 
 // loop keeps the registration alive: it follows the lease's keep-alive and,
-// whenever that ends, registers again under a new lease. It never gives up
-// before stop. A previous lease of the key (prev, when not 0) is revoked
-// once the keep-alive of the new one has started: the key has moved to the
-// new lease, and etcd may still hold the old one (it renews the leases it
-// finds when it restarts).
+// whenever that ends, registers again under a new lease (lease 0: register
+// first). It never gives up before stop. A previous lease of the key (prev,
+// when not 0) is revoked once the keep-alive of the new one has started:
+// the key has moved to the new lease, and etcd may still hold the old one
+// (it renews the leases it finds when it restarts).
 func (g *registration) loop(lease, prev clientv3.LeaseID) {
 	defer close(g.done)
 	for {
+		if lease == 0 {
+			var err error
+			if lease, err = g.registerUntil(g.ctx); err != nil {
+				return // stopped
+			}
+			g.r.emit(registry.Registered, g.ins, nil)
+			g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelInfo, "etcd: registered again", g.attrs(lease)...)
+		}
 		ch, err := g.r.client.KeepAlive(g.ctx, lease)
 		if prev != 0 {
 			g.r.revoke(g.ctx, prev)
@@ -267,13 +302,7 @@ func (g *registration) loop(lease, prev clientv3.LeaseID) {
 		g.r.emit(registry.HeartbeatFailed, g.ins, err)
 		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelWarn, "etcd: keep-alive failed; registering again",
 			append(g.attrs(lease), slog.String("error", err.Error()))...)
-		prev = lease
-		lease, err = g.registerUntil(g.ctx)
-		if err != nil {
-			return // stopped
-		}
-		g.r.emit(registry.Registered, g.ins, nil)
-		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelInfo, "etcd: registered again", g.attrs(lease)...)
+		prev, lease = lease, 0
 	}
 }
 
