@@ -278,6 +278,12 @@ func (e *Eureka) Close() error {
 	return nil
 }
 
+// eurekaBackend names the backend in events.
+const eurekaBackend = "eureka"
+
+// Backend names the backend ("eureka"), as in its events.
+func (e *Eureka) Backend() string { return eurekaBackend }
+
 func eurekaApp(name string) string { return strings.ToUpper(name) }
 
 func regKey(ins *ServiceInstance) string {
@@ -479,7 +485,7 @@ func (e *Eureka) emit(kind EventKind, ins *ServiceInstance, err error) {
 		return
 	}
 	c := copyInstance(ins)
-	e.onEvent(Event{Backend: "eureka", Kind: kind, Instance: &c, Err: err, Time: e.now()})
+	e.onEvent(Event{Backend: eurekaBackend, Kind: kind, Instance: &c, Err: err, Time: e.now()})
 }
 
 // do sends one request to the preferred server and fails over to the next

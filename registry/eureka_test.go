@@ -581,6 +581,9 @@ func TestNewEurekaValidation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewEureka with defaults: %v", err)
 	}
+	if e.Backend() != "eureka" {
+		t.Errorf("Backend() = %q", e.Backend())
+	}
 	// Invalid instances are refused before any request.
 	ctx := context.Background()
 	if err := e.Register(ctx, &registry.ServiceInstance{Name: "x", Address: "0.0.0.0:80"}); err == nil {
