@@ -1,7 +1,8 @@
 // Package benchping is the one request loop of gingov's middleware
 // benchmarks: GET /ping -> {"message":"pong"} served through ServeHTTP
 // with a fresh recorder per iteration, so that cases differ only in their
-// middleware and compare with bare Gin.
+// middleware and compare with bare Gin (and, in the benchmarks module,
+// with other frameworks' handlers serving the same route).
 package benchping
 
 import (
@@ -18,14 +19,47 @@ func Run(b *testing.B, mw ...gin.HandlerFunc) {
 	r := gin.New()
 	r.Use(mw...)
 	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
+	Serve(b, r)
+}
+
+// Request returns the request every loop sends: GET /ping with a
+// User-Agent, from httptest's default remote address.
+func Request(b testing.TB) *http.Request {
 	req := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/ping", nil)
 	req.Header.Set("User-Agent", "bench")
+	return req
+}
+
+// Serve benchmarks GET /ping served by h, one goroutine, reporting
+// allocations; any status but 200 fails the benchmark.
+func Serve(b *testing.B, h http.Handler) {
+	b.Helper()
+	req := Request(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		r.ServeHTTP(w, req)
+		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d", w.Code)
 		}
 	}
+}
+
+// ServeParallel is Serve from GOMAXPROCS goroutines (b.RunParallel), each
+// with its own request; any status but 200 fails the benchmark.
+func ServeParallel(b *testing.B, h http.Handler) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := Request(b)
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Errorf("status %d", w.Code)
+				return
+			}
+		}
+	})
 }
