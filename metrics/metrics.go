@@ -1,20 +1,34 @@
 // Package metrics exposes Prometheus metrics for a Gin service: RED metrics
-// per route template, on an explicit prometheus.Registerer.
+// per route template ([New], [Metrics.Middleware]) and the governance
+// metrics of the rest of the kit ([NewGovernance]: rate-limit decisions,
+// Redis health, Sentinel blocks, breaker states, registrations), each on an
+// explicit prometheus.Registerer.
 //
 // Labels are bounded: route is the template (c.FullPath()), never the raw
 // path, with "unmatched" for requests no route matched; method is one of the
-// standard methods or "OTHER".
+// standard methods or "OTHER"; status is the numeric code. The governance
+// labels are names from the service's own configuration (rule, limiter,
+// breaker, resource, backend, service), so their number is the number of
+// rules, routes, hosts and registrations the service has.
+//
+// Place the middleware after the tracing middleware: the duration
+// histogram then carries the trace ID of sampled requests as an exemplar,
+// served by [Handler] to scrapers that ask for OpenMetrics.
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/internal/reqinfo"
 )
@@ -23,60 +37,223 @@ import (
 // from 1 ms to 10 s, dense where API latencies usually fall.
 var DefaultBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+// DefaultSizeBuckets are the request- and response-size histogram buckets,
+// in bytes: powers of 4 from 64 B to 16 MiB.
+var DefaultSizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216}
+
+// DefaultNativeMaxBuckets bounds the buckets of each native histogram (see
+// [WithNativeHistograms]); past it the resolution is halved.
+const DefaultNativeMaxBuckets = 160
+
 // UnmatchedRoute is the route label of requests that matched no route.
 const UnmatchedRoute = "unmatched"
 
-// Option configures [New].
+// ExemplarLabel is the exemplar label holding the trace ID.
+const ExemplarLabel = "trace_id"
+
+// maxCachedSeries bounds the per-label-set cache of the middleware; label
+// sets past it are looked up in the vectors on each request instead.
+const maxCachedSeries = 4096
+
+// Option configures [New] and [NewGovernance]. Each option says which of
+// the two it applies to; giving one the other's option is an error.
 type Option func(*config)
 
+type scope uint8
+
+const (
+	forRED scope = 1 << iota
+	forGovernance
+)
+
 type config struct {
-	namespace string
-	buckets   []float64
-	skip      map[string]bool
+	namespace     string
+	buckets       []float64
+	sizeBuckets   []float64
+	redisBuckets  []float64
+	nativeFactor  float64
+	noExemplars   bool
+	skip          map[string]bool
+	misplaced     []string // options given to the constructor they do not apply to
+	current       scope    // the constructor being configured
+	invalidOption error
+}
+
+func (c *config) only(s scope, name string) bool {
+	if c.current&s == 0 {
+		c.misplaced = append(c.misplaced, name)
+		return false
+	}
+	return true
 }
 
 // WithNamespace prefixes every metric name with ns and "_" (default none).
+// It applies to both constructors.
 func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
 
-// WithBuckets sets the duration histogram buckets (default [DefaultBuckets]).
-func WithBuckets(b ...float64) Option { return func(c *config) { c.buckets = b } }
+// WithBuckets sets the request-duration histogram buckets, in seconds
+// (default [DefaultBuckets]). New only.
+func WithBuckets(b ...float64) Option {
+	return func(c *config) {
+		if c.only(forRED, "WithBuckets") {
+			c.buckets = b
+		}
+	}
+}
+
+// WithSizeBuckets sets the request- and response-size histogram buckets,
+// in bytes (default [DefaultSizeBuckets]). New only.
+func WithSizeBuckets(b ...float64) Option {
+	return func(c *config) {
+		if c.only(forRED, "WithSizeBuckets") {
+			c.sizeBuckets = b
+		}
+	}
+}
 
 // WithSkipPaths records nothing for requests whose URL path or route
-// template is one of paths (e.g. "/metrics").
+// template is one of paths (e.g. "/metrics"). New only.
 func WithSkipPaths(paths ...string) Option {
 	return func(c *config) {
+		if !c.only(forRED, "WithSkipPaths") {
+			return
+		}
 		for _, p := range paths {
 			c.skip[p] = true
 		}
 	}
 }
 
-// Metrics holds the collectors. Create it once per registry with [New].
-type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	skip     map[string]bool
+// WithExemplars sets whether the duration histogram records the trace ID
+// of sampled requests as an exemplar (default true). New only.
+func WithExemplars(on bool) Option {
+	return func(c *config) {
+		if c.only(forRED, "WithExemplars") {
+			c.noExemplars = !on
+		}
+	}
 }
 
-// New creates the collectors and registers them on reg. It fails when reg
-// is nil, a bucket list is not strictly increasing, or registration fails
-// (for example, a second New on the same registry).
-func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
-	if reg == nil {
-		return nil, fmt.Errorf("metrics: nil Registerer")
+// WithNativeHistograms makes every histogram a native histogram as well
+// (exposed to scrapers that negotiate the protobuf format; the classic
+// buckets stay), with buckets growing by at most factor from one to the
+// next (1.1 is a good start; it must be > 1) and at most
+// [DefaultNativeMaxBuckets] buckets per series. Default off. It applies to
+// both constructors.
+func WithNativeHistograms(factor float64) Option {
+	return func(c *config) {
+		if !(factor > 1) {
+			c.invalidOption = fmt.Errorf("metrics: WithNativeHistograms: factor must be > 1, got %v", factor)
+			return
+		}
+		c.nativeFactor = factor
 	}
-	cfg := config{buckets: DefaultBuckets, skip: map[string]bool{}}
+}
+
+func newConfig(s scope, opts []Option) (config, error) {
+	cfg := config{
+		buckets:      DefaultBuckets,
+		sizeBuckets:  DefaultSizeBuckets,
+		redisBuckets: DefaultRedisBuckets,
+		skip:         map[string]bool{},
+		current:      s,
+	}
 	for _, o := range opts {
+		if o == nil {
+			return cfg, errors.New("metrics: nil option")
+		}
 		o(&cfg)
 	}
-	if len(cfg.buckets) == 0 {
-		return nil, fmt.Errorf("metrics: no histogram buckets")
+	if cfg.invalidOption != nil {
+		return cfg, cfg.invalidOption
 	}
-	for i := 1; i < len(cfg.buckets); i++ {
-		if cfg.buckets[i] <= cfg.buckets[i-1] {
-			return nil, fmt.Errorf("metrics: buckets must be strictly increasing, got %v", cfg.buckets)
+	if len(cfg.misplaced) > 0 {
+		name := "New"
+		if s == forGovernance {
+			name = "NewGovernance"
 		}
+		return cfg, fmt.Errorf("metrics: %s does not apply to %s", cfg.misplaced[0], name)
+	}
+	for _, b := range []struct {
+		name string
+		v    []float64
+	}{{"WithBuckets", cfg.buckets}, {"WithSizeBuckets", cfg.sizeBuckets}, {"WithRedisBuckets", cfg.redisBuckets}} {
+		if err := checkBuckets(b.name, b.v); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func checkBuckets(name string, b []float64) error {
+	if len(b) == 0 {
+		return fmt.Errorf("metrics: %s: no buckets", name)
+	}
+	for i := 1; i < len(b); i++ {
+		if !(b[i] > b[i-1]) {
+			return fmt.Errorf("metrics: %s: buckets must be strictly increasing, got %v", name, b)
+		}
+	}
+	return nil
+}
+
+func (c *config) histogram(name, help string, buckets []float64) prometheus.HistogramOpts {
+	o := prometheus.HistogramOpts{Namespace: c.namespace, Name: name, Help: help, Buckets: buckets}
+	if c.nativeFactor > 0 {
+		o.NativeHistogramBucketFactor = c.nativeFactor
+		o.NativeHistogramMaxBucketNumber = DefaultNativeMaxBuckets
+		o.NativeHistogramMinResetDuration = time.Hour
+	}
+	return o
+}
+
+// Metrics holds the RED collectors. Create it once per registry with [New].
+// It is safe for concurrent use.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	reqSize   *prometheus.HistogramVec
+	respSize  *prometheus.HistogramVec
+	inFlight  prometheus.Gauge
+	skip      map[string]bool
+	exemplars bool
+	series    cowMap[seriesKey, *series]
+}
+
+// seriesKey is one label set; series caches its children so that a request
+// costs one map lookup instead of one per vector.
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+	exemplar prometheus.ExemplarObserver // nil when the child has none
+	reqSize  prometheus.Observer
+	respSize prometheus.Observer
+}
+
+// New creates the RED collectors and registers them on reg:
+//
+//   - http_server_requests_total (counter)
+//   - http_server_request_duration_seconds (histogram, [DefaultBuckets])
+//   - http_server_request_size_bytes (histogram of Content-Length, [DefaultSizeBuckets];
+//     requests of unknown length, such as chunked uploads, are not observed)
+//   - http_server_response_size_bytes (histogram of the bytes written, [DefaultSizeBuckets])
+//   - http_server_requests_in_flight (gauge)
+//
+// all but the gauge labelled by method, route and status. It fails when
+// reg is nil, an option is invalid or belongs to [NewGovernance], or
+// registration fails (for example, a second New on the same registry).
+func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil Registerer")
+	}
+	cfg, err := newConfig(forRED, opts)
+	if err != nil {
+		return nil, err
 	}
 	labels := []string{"method", "route", "status"}
 	m := &Metrics{
@@ -84,23 +261,36 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: cfg.namespace, Name: "http_server_requests_total",
 			Help: "HTTP requests served, by method, route template and status code.",
 		}, labels),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: cfg.namespace, Name: "http_server_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by method, route template and status code.",
-			Buckets: cfg.buckets,
-		}, labels),
+		duration: prometheus.NewHistogramVec(cfg.histogram("http_server_request_duration_seconds",
+			"Time to serve HTTP requests, by method, route template and status code.", cfg.buckets), labels),
+		reqSize: prometheus.NewHistogramVec(cfg.histogram("http_server_request_size_bytes",
+			"Sizes of HTTP request bodies (Content-Length, when known), by method, route template and status code.", cfg.sizeBuckets), labels),
+		respSize: prometheus.NewHistogramVec(cfg.histogram("http_server_response_size_bytes",
+			"Sizes of HTTP response bodies, by method, route template and status code.", cfg.sizeBuckets), labels),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: cfg.namespace, Name: "http_server_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
-		skip: cfg.skip,
+		skip:      cfg.skip,
+		exemplars: !cfg.noExemplars,
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("metrics: register: %w", err)
-		}
+	if err := register(reg, m.requests, m.duration, m.reqSize, m.respSize, m.inFlight); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers cs, undoing the registrations done so far when one fails.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	return nil
 }
 
 // Middleware records every request below it, including the 404/405 answers
@@ -132,18 +322,61 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 }
 
 func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
+	elapsed := time.Since(start).Seconds()
 	route := c.FullPath()
 	if route == "" {
 		route = UnmatchedRoute
 	}
-	lv := [3]string{methodLabel(c.Request.Method), route, statusLabel(status)}
-	m.requests.WithLabelValues(lv[:]...).Inc()
-	m.duration.WithLabelValues(lv[:]...).Observe(time.Since(start).Seconds())
+	s := m.seriesFor(seriesKey{methodLabel(c.Request.Method), route, status})
+	if s == nil {
+		return
+	}
+	s.requests.Inc()
+	if m.exemplars && s.exemplar != nil {
+		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() && sc.IsSampled() {
+			s.exemplar.ObserveWithExemplar(elapsed, prometheus.Labels{ExemplarLabel: sc.TraceID().String()})
+		} else {
+			s.duration.Observe(elapsed)
+		}
+	} else {
+		s.duration.Observe(elapsed)
+	}
+	if n := c.Request.ContentLength; n >= 0 {
+		s.reqSize.Observe(float64(n))
+	}
+	s.respSize.Observe(float64(max(0, c.Writer.Size())))
 }
 
-// Handler serves the metrics of g in the Prometheus text format.
+// seriesFor returns the children of a label set, or nil when the label
+// values are invalid (never at request time: routes and methods are ours).
+func (m *Metrics) seriesFor(k seriesKey) *series {
+	if s, ok := m.series.load(k); ok {
+		return s
+	}
+	lv := []string{k.method, k.route, statusLabel(k.status)}
+	s := &series{}
+	var err error
+	if s.requests, err = m.requests.GetMetricWithLabelValues(lv...); err != nil {
+		return nil
+	}
+	if s.duration, err = m.duration.GetMetricWithLabelValues(lv...); err != nil {
+		return nil
+	}
+	s.exemplar, _ = s.duration.(prometheus.ExemplarObserver)
+	if s.reqSize, err = m.reqSize.GetMetricWithLabelValues(lv...); err != nil {
+		return nil
+	}
+	if s.respSize, err = m.respSize.GetMetricWithLabelValues(lv...); err != nil {
+		return nil
+	}
+	m.series.store(k, s)
+	return s
+}
+
+// Handler serves the metrics of g: in the Prometheus text format by
+// default, in OpenMetrics (with exemplars) to scrapers that ask for it.
 func Handler(g prometheus.Gatherer) http.Handler {
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 func methodLabel(m string) string {
@@ -168,4 +401,41 @@ func statusLabel(s int) string {
 		return statusLabels[s]
 	}
 	return strconv.Itoa(s)
+}
+
+// cowMap is a copy-on-write map for label-set caches: reads are one atomic
+// load and a map lookup, with no lock; writes copy the map, which is cheap
+// because label sets are few and each is written once. Past
+// maxCachedSeries entries it stops growing (callers then look up the
+// vector each time).
+type cowMap[K comparable, V any] struct {
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex
+}
+
+func (c *cowMap[K, V]) load(k K) (V, bool) {
+	if m := c.m.Load(); m != nil {
+		v, ok := (*m)[k]
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+func (c *cowMap[K, V]) store(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]V
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if _, ok := old[k]; ok || len(old) >= maxCachedSeries {
+		return
+	}
+	m := make(map[K]V, len(old)+1)
+	for kk, vv := range old {
+		m[kk] = vv
+	}
+	m[k] = v
+	c.m.Store(&m)
 }

@@ -1,0 +1,245 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/ratelimit"
+	"github.com/gingov/gingov/registry"
+)
+
+// DefaultRedisBuckets are the buckets of the Redis rate-limit latency
+// histogram, in seconds: from 100 µs to the limiter's default 250 ms
+// deadline and a little past it.
+var DefaultRedisBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5}
+
+// WithRedisBuckets sets the buckets of the Redis rate-limit latency
+// histogram, in seconds (default [DefaultRedisBuckets]). NewGovernance only.
+func WithRedisBuckets(b ...float64) Option {
+	return func(c *config) {
+		if c.only(forGovernance, "WithRedisBuckets") {
+			c.redisBuckets = b
+		}
+	}
+}
+
+// Governance holds the metrics of the kit's governance middlewares and
+// backends, fed by their hooks:
+//
+//	ratelimit.WithOnDecision(gov.OnDecision)
+//	ratelimit.WithRedisOptions(ratelimit.WithOnHealthChange(gov.RedisHealthHook("api")))
+//	sentinel.WithOnBlock(gov.OnSentinelBlock)            // ratelimit/sentinel
+//	circuitbreaker.WithOnStateChange(gov.OnBreakerChange)
+//	registry.WithOnEvent(gov.OnRegistryEvent)
+//
+// The series (names prefixed by the namespace, if any):
+//
+//   - gingov_ratelimit_decisions_total{rule, result, source}: every
+//     decision of every rule; result is "allowed" or "limited", source
+//     is what decided: "local", "redis", "lease" or "fallback" (the failure
+//     policy while Redis is unreachable).
+//   - gingov_ratelimit_redis_duration_seconds{rule}: time of the decisions
+//     answered by a Redis round trip ([DefaultRedisBuckets]).
+//   - gingov_ratelimit_redis_up{limiter}: 1 while the limiter's Redis
+//     answers, 0 while its failure policy answers instead.
+//   - gingov_ratelimit_redis_health_changes_total{limiter, state}: Redis
+//     going "down" and coming back "up".
+//   - gingov_ratelimit_fallback_activations_total{limiter}: times the
+//     failure policy took over from Redis (once per Redis-backed rule of
+//     the limiter per outage).
+//   - gingov_sentinel_blocks_total{resource, block_type}: requests blocked
+//     by Sentinel, by resource ("GET:/orders/:id") and block type ("flow",
+//     "hotspot", "system", "isolation", "circuit_breaking").
+//   - gingov_circuitbreaker_state{breaker}: the breaker's state as a
+//     number, the value of [circuitbreaker.State]: 0 closed, 1 half-open,
+//     2 open. A breaker's series appears at its first change; breakers are
+//     named by route template (server) or host (client).
+//   - gingov_circuitbreaker_transitions_total{breaker, state}: changes,
+//     by the state entered ("closed", "half-open", "open").
+//   - gingov_registry_registered{backend, service}: 1 while the registry
+//     holds the service's instance, 0 after it was deregistered or a
+//     registration attempt failed.
+//   - gingov_registry_events_total{backend, service, event}: every
+//     registry event ("registered", "register_failed", "heartbeat_failed",
+//     "deregistered", "deregister_failed").
+//
+// The hooks are safe for concurrent use and never panic; OnDecision, on
+// every request's path, does not allocate once a label set has been seen.
+type Governance struct {
+	decisions    *prometheus.CounterVec
+	redisLatency *prometheus.HistogramVec
+	redisUp      *prometheus.GaugeVec
+	healthChange *prometheus.CounterVec
+	fallbacks    *prometheus.CounterVec
+	blocks       *prometheus.CounterVec
+	breakerState *prometheus.GaugeVec
+	transitions  *prometheus.CounterVec
+	registered   *prometheus.GaugeVec
+	regEvents    *prometheus.CounterVec
+
+	decisionSeries cowMap[decisionKey, *decisionSeries]
+}
+
+type decisionKey struct {
+	rule    string
+	allowed bool
+	source  ratelimit.Source
+}
+
+type decisionSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer // nil unless the source is Redis
+}
+
+// NewGovernance creates the governance collectors (see [Governance]) and
+// registers them on reg. It fails when reg is nil, an option is invalid or
+// belongs to [New], or registration fails.
+func NewGovernance(reg prometheus.Registerer, opts ...Option) (*Governance, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil Registerer")
+	}
+	cfg, err := newConfig(forGovernance, opts)
+	if err != nil {
+		return nil, err
+	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: cfg.namespace, Subsystem: "gingov", Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: cfg.namespace, Subsystem: "gingov", Name: name, Help: help}, labels)
+	}
+	latency := cfg.histogram("ratelimit_redis_duration_seconds",
+		"Time of rate-limit decisions answered by a Redis round trip, by rule.", cfg.redisBuckets)
+	latency.Subsystem = "gingov"
+	g := &Governance{
+		decisions: counter("ratelimit_decisions_total",
+			"Rate-limit decisions, by rule, result (allowed, limited) and source (local, redis, lease, fallback).",
+			"rule", "result", "source"),
+		redisLatency: prometheus.NewHistogramVec(latency, []string{"rule"}),
+		redisUp: gauge("ratelimit_redis_up",
+			"Whether the rate limiter's Redis answers (1) or its failure policy answers instead (0), by limiter.", "limiter"),
+		healthChange: counter("ratelimit_redis_health_changes_total",
+			"Rate-limiter Redis health changes, by limiter and state entered (up, down).", "limiter", "state"),
+		fallbacks: counter("ratelimit_fallback_activations_total",
+			"Times the rate limiter's failure policy took over from an unreachable Redis, by limiter.", "limiter"),
+		blocks: counter("sentinel_blocks_total",
+			"Requests blocked by Sentinel, by resource and block type.", "resource", "block_type"),
+		breakerState: gauge("circuitbreaker_state",
+			"Circuit breaker state: 0 closed, 1 half-open, 2 open, by breaker.", "breaker"),
+		transitions: counter("circuitbreaker_transitions_total",
+			"Circuit breaker state changes, by breaker and state entered.", "breaker", "state"),
+		registered: gauge("registry_registered",
+			"Whether the service's instance is registered (1) or not (0), by backend and service.", "backend", "service"),
+		regEvents: counter("registry_events_total",
+			"Service registry events, by backend, service and event.", "backend", "service", "event"),
+	}
+	if err := register(reg, g.decisions, g.redisLatency, g.redisUp, g.healthChange, g.fallbacks,
+		g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// OnDecision records a rate-limit decision; pass it to ratelimit.WithOnDecision.
+func (g *Governance) OnDecision(_ context.Context, e ratelimit.Event) {
+	k := decisionKey{e.Rule, e.Decision.Allowed, e.Decision.Source}
+	s, ok := g.decisionSeries.load(k)
+	if !ok {
+		if s = g.newDecisionSeries(k); s == nil {
+			return
+		}
+	}
+	s.count.Inc()
+	if s.latency != nil {
+		s.latency.Observe(e.Latency.Seconds())
+	}
+}
+
+func (g *Governance) newDecisionSeries(k decisionKey) *decisionSeries {
+	result := "limited"
+	if k.allowed {
+		result = "allowed"
+	}
+	c, err := g.decisions.GetMetricWithLabelValues(k.rule, result, k.source.String())
+	if err != nil {
+		return nil
+	}
+	s := &decisionSeries{count: c}
+	if k.source == ratelimit.SourceRedis {
+		if s.latency, err = g.redisLatency.GetMetricWithLabelValues(k.rule); err != nil {
+			return nil
+		}
+	}
+	g.decisionSeries.store(k, s)
+	return s
+}
+
+// RedisHealthHook returns the health hook of a Redis-backed limiter named
+// limiter, for ratelimit.WithOnHealthChange. It sets the limiter's
+// gingov_ratelimit_redis_up to 1 at once (a limiter starts healthy), then
+// follows its changes.
+func (g *Governance) RedisHealthHook(limiter string) func(up bool, err error) {
+	gauge, err := g.redisUp.GetMetricWithLabelValues(limiter)
+	if err != nil {
+		return func(bool, error) {}
+	}
+	gauge.Set(1)
+	upC, _ := g.healthChange.GetMetricWithLabelValues(limiter, "up")
+	downC, _ := g.healthChange.GetMetricWithLabelValues(limiter, "down")
+	fb, _ := g.fallbacks.GetMetricWithLabelValues(limiter)
+	return func(up bool, _ error) {
+		if up {
+			gauge.Set(1)
+			upC.Inc()
+			return
+		}
+		gauge.Set(0)
+		downC.Inc()
+		fb.Inc()
+	}
+}
+
+// OnSentinelBlock counts a request blocked by Sentinel; pass it to the
+// ratelimit/sentinel module's WithOnBlock.
+func (g *Governance) OnSentinelBlock(_ context.Context, resource, blockType string) {
+	if c, err := g.blocks.GetMetricWithLabelValues(resource, blockType); err == nil {
+		c.Inc()
+	}
+}
+
+// OnBreakerChange records a breaker's state change; pass it to
+// circuitbreaker.WithOnStateChange (server or client breakers).
+func (g *Governance) OnBreakerChange(ch circuitbreaker.Change) {
+	if s, err := g.breakerState.GetMetricWithLabelValues(ch.Name); err == nil {
+		s.Set(float64(ch.To))
+	}
+	if c, err := g.transitions.GetMetricWithLabelValues(ch.Name, ch.To.String()); err == nil {
+		c.Inc()
+	}
+}
+
+// OnRegistryEvent records a registry event; pass it to registry.WithOnEvent
+// (or a backend's own event option).
+func (g *Governance) OnRegistryEvent(e registry.Event) {
+	service := ""
+	if e.Instance != nil {
+		service = e.Instance.Name
+	}
+	if c, err := g.regEvents.GetMetricWithLabelValues(e.Backend, service, e.Kind.String()); err == nil {
+		c.Inc()
+	}
+	var v float64
+	switch e.Kind {
+	case registry.Registered:
+		v = 1
+	case registry.Deregistered, registry.RegisterFailed:
+	default:
+		return
+	}
+	if gauge, err := g.registered.GetMetricWithLabelValues(e.Backend, service); err == nil {
+		gauge.Set(v)
+	}
+}
