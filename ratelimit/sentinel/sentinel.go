@@ -17,6 +17,7 @@
 package sentinel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +133,37 @@ func WithBlockHandler(h func(c *gin.Context, block *base.BlockError)) Option {
 // WithLogger sets the logger of failed fallbacks (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(f *Flow) { f.logger = l } }
 
+// WithOnBlock calls fn for every blocked request, before it is answered,
+// with the request's context, the resource ("GET:/orders/:id") and the
+// block type as [BlockTypeName] names it. fn runs on the request's
+// goroutine and must be fast; metrics.Governance.OnSentinelBlock fits.
+func WithOnBlock(fn func(ctx context.Context, resource, blockType string)) Option {
+	return func(f *Flow) {
+		if fn == nil {
+			f.nilOnBlock = true
+		}
+		f.onBlock = fn
+	}
+}
+
+// BlockTypeName names a block type for metrics and logs: "flow",
+// "isolation", "circuit_breaking", "system", "hotspot", else "unknown".
+func BlockTypeName(t base.BlockType) string {
+	switch t {
+	case base.BlockTypeFlow:
+		return "flow"
+	case base.BlockTypeIsolation:
+		return "isolation"
+	case base.BlockTypeCircuitBreaking:
+		return "circuit_breaking"
+	case base.BlockTypeSystemFlow:
+		return "system"
+	case base.BlockTypeHotSpotParamFlow:
+		return "hotspot"
+	}
+	return "unknown"
+}
+
 // Flow is the Sentinel middleware.
 type Flow struct {
 	baseOpts     []sentinelapi.EntryOption // the same for every request
@@ -140,6 +172,8 @@ type Flow struct {
 	fallbacks    map[string]circuitbreaker.Fallback
 	blockHandler func(c *gin.Context, block *base.BlockError)
 	logger       *slog.Logger
+	onBlock      func(ctx context.Context, resource, blockType string)
+	nilOnBlock   bool
 }
 
 // New returns the middleware, initialising Sentinel (Init) if needed.
@@ -160,6 +194,9 @@ func New(opts ...Option) (*Flow, error) {
 		if p == nil {
 			return nil, fmt.Errorf("sentinel: nil param %d", i)
 		}
+	}
+	if f.nilOnBlock {
+		return nil, errors.New("sentinel: WithOnBlock: nil function")
 	}
 	if f.logger == nil {
 		f.logger = slog.Default()
@@ -194,7 +231,7 @@ func (f *Flow) Middleware() gin.HandlerFunc {
 		}
 		entry, block := sentinelapi.Entry(resource, opts...)
 		if block != nil {
-			f.blocked(c, route, block)
+			f.blocked(c, route, resource, block)
 			return
 		}
 		completed := false
@@ -239,7 +276,10 @@ func (f *Flow) resource(method, route string) string {
 	return r
 }
 
-func (f *Flow) blocked(c *gin.Context, route string, block *base.BlockError) {
+func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.BlockError) {
+	if f.onBlock != nil {
+		f.onBlock(c.Request.Context(), resource, BlockTypeName(block.BlockType()))
+	}
 	cause := &BlockedError{Block: block}
 	fb := f.fallbacks[route]
 	if fb == nil {

@@ -3,17 +3,20 @@ package sentinel_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alibaba/sentinel-golang/core/base"
 	"github.com/gin-gonic/gin"
 	"go.uber.org/goleak"
 
@@ -316,5 +319,56 @@ func TestWatchFileHotReload(t *testing.T) {
 	}
 	if _, err := sentinel.WatchFile(ctx, filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("a missing file at start was accepted")
+	}
+}
+
+// WithOnBlock reports each blocked request with its resource and block
+// type, and only blocked ones.
+func TestOnBlockHook(t *testing.T) {
+	if _, err := sentinel.New(sentinel.WithOnBlock(nil)); err == nil || err.Error() != "sentinel: WithOnBlock: nil function" {
+		t.Fatalf("nil hook: %v", err)
+	}
+	load(t, `
+flow: [{resource: "GET:/orders/:id", threshold: 2}]
+hotspot: [{resource: "GET:/inv/:id", param: 0, threshold: 1, durationSec: 1}]`)
+	type block struct{ resource, blockType string }
+	var mu sync.Mutex
+	var blocks []block
+	r := newEngine(t, sentinel.WithParams(sentinel.ParamQuery("user")),
+		sentinel.WithOnBlock(func(ctx context.Context, resource, blockType string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ctx == nil {
+				t.Error("nil context")
+			}
+			blocks = append(blocks, block{resource, blockType})
+		}))
+	// Earlier tests may have used the window of /orders/:id: count what
+	// happens rather than expect the first requests through.
+	var want []block
+	for i := range 6 {
+		w := get(r, "/orders/"+strconv.Itoa(i))
+		if w.Code == 429 {
+			want = append(want, block{"GET:/orders/:id", "flow"})
+		}
+	}
+	for range 3 {
+		if w := get(r, "/inv/1?user=a"); w.Code == 429 {
+			want = append(want, block{"GET:/inv/:id", "hotspot"})
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(want) < 6 || fmt.Sprint(blocks) != fmt.Sprint(want) {
+		t.Fatalf("blocks %v, want %v (at least 4 flow and 2 hotspot)", blocks, want)
+	}
+	for _, bt := range []struct {
+		t    base.BlockType
+		name string
+	}{{base.BlockTypeFlow, "flow"}, {base.BlockTypeIsolation, "isolation"}, {base.BlockTypeCircuitBreaking, "circuit_breaking"},
+		{base.BlockTypeSystemFlow, "system"}, {base.BlockTypeHotSpotParamFlow, "hotspot"}, {base.BlockTypeUnknown, "unknown"}} {
+		if got := sentinel.BlockTypeName(bt.t); got != bt.name {
+			t.Errorf("BlockTypeName(%v) = %q, want %q", bt.t, got, bt.name)
+		}
 	}
 }
