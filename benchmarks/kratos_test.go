@@ -62,9 +62,15 @@ func sides(k kase) []string {
 
 // build returns the handler of one side of a case, with a fresh env.
 func build(tb testing.TB, k kase, side string, sample int) http.Handler {
+	h, _ := buildEnv(tb, k, side, sample)
+	return h
+}
+
+// buildEnv is build returning the env as well.
+func buildEnv(tb testing.TB, k kase, side string, sample int) (http.Handler, *env) {
 	e := newEnv(tb, sample)
 	if side == "kratos" {
-		return newKratos(tb, e, k.krat)
+		return newKratos(tb, e, k.krat), e
 	}
-	return newGin(tb, e, k.gin)
+	return newGin(tb, e, k.gin), e
 }

@@ -95,9 +95,23 @@ var samplings = []int{100, 10}
 
 // sink is where both sides' JSON log lines go: it counts writes and drops
 // the bytes. It is not io.Discard, which a logger could recognise and skip.
-type sink struct{ writes atomic.Int64 }
+// keep (tests only) retains the lines.
+type sink struct {
+	writes atomic.Int64
+	keep   bool
+	mu     sync.Mutex
+	lines  [][]byte
+}
 
-func (s *sink) Write(p []byte) (int, error) { s.writes.Add(1); return len(p), nil }
+func (s *sink) Write(p []byte) (int, error) {
+	s.writes.Add(1)
+	if s.keep {
+		s.mu.Lock()
+		s.lines = append(s.lines, append([]byte(nil), p...))
+		s.mu.Unlock()
+	}
+	return len(p), nil
+}
 
 // spanSink is the span exporter of both sides: it counts spans and drops them.
 type spanSink struct{ spans atomic.Int64 }
