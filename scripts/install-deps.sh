@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-apt_packages=(redis-server etcd-server)   # command per package: see need_cmd below
-need_cmd=(redis-server etcd)
+apt_packages=(redis-server etcd-server prometheus prometheus)   # command per package: see need_cmd below
+need_cmd=(redis-server etcd prometheus promtool)
 
 missing=()
 for i in "${!apt_packages[@]}"; do
@@ -26,6 +26,9 @@ if command -v service >/dev/null 2>&1 && pgrep -x redis-server >/dev/null 2>&1; 
 fi
 if command -v service >/dev/null 2>&1 && pgrep -x etcd >/dev/null 2>&1; then
 	as_root service etcd stop >/dev/null 2>&1 || true
+fi
+if command -v service >/dev/null 2>&1 && pgrep -x prometheus >/dev/null 2>&1; then
+	as_root service prometheus stop >/dev/null 2>&1 || true
 fi
 
 # rnacos (the Nacos-protocol server) from Rust's crate registry, pinned. The
