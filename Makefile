@@ -1,13 +1,17 @@
 # The two set-up commands of the README:
 #   make run    serves the quickstart example on 127.0.0.1:8080 (no external services)
 #   make test   installs and starts the real servers the tests use, then tests every module
-.PHONY: run test lint generate fmt
+# make bench runs the side-by-side benchmarks (about 20 minutes; see scripts/bench.sh)
+.PHONY: run test lint generate fmt bench
 
 run:
 	cd examples && GOWORK=off go run ./quickstart
 
 test:
 	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
 
 lint:
 	bash scripts/lint.sh

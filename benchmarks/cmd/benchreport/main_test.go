@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const sample = `goos: linux
+goarch: amd64
+pkg: github.com/gingov/gingov/benchmarks
+cpu: AMD EPYC
+BenchmarkKratos/row=bare/mode=serial/side=gin-2         	     200	      2000 ns/op	    1456 B/op	      15 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=kratos-2      	     200	      5000 ns/op	    2973 B/op	      30 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=gin-2         	     200	      3000 ns/op	    1456 B/op	      15 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=kratos-2      	     200	      4000 ns/op	    2973 B/op	      30 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=gin-2         	     200	      2500 ns/op	    1456 B/op	      15 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=gin-2 	     200	      6000 ns/op	    4000 B/op	      30 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=kratos-2 	     200	     20000 ns/op	    6690 B/op	      76 allocs/op
+BenchmarkKratos/row=full-nosentinel/sample=10/mode=serial/side=gin-2 	     200	      5500 ns/op	    3900 B/op	      28 allocs/op
+    some_test.go:10: a log line
+--- BENCH: something
+PASS
+ok  	github.com/gingov/gingov/benchmarks	0.249s
+BenchmarkE2E/server=gin-bare-2         	       1	     36950 ns/op	       722.0 p50-µs	      7516 p99-µs	     27064 req/s
+BenchmarkE2E/server=gin-bare-2         	       1	     30000 ns/op	       700.0 p50-µs	      7000 p99-µs	     33333 req/s
+`
+
+func TestParse(t *testing.T) {
+	s := newSet()
+	if err := s.parse(strings.NewReader(sample)); err != nil {
+		t.Fatal(err)
+	}
+	if s.config["cpu"] != "AMD EPYC" || s.config["goos"] != "linux" {
+		t.Errorf("config %v", s.config)
+	}
+	b := s.get("BenchmarkKratos/row=bare/mode=serial/side=gin")
+	if b == nil {
+		t.Fatalf("bare gin not parsed; have %v", s.order)
+	}
+	if v, _ := b.median("ns/op"); v != 2500 || b.n("ns/op") != 3 {
+		t.Errorf("median %v of %d samples, want 2500 of 3", v, b.n("ns/op"))
+	}
+	k := s.get("BenchmarkKratos/row=bare/mode=serial/side=kratos")
+	if v, _ := k.median("ns/op"); v != 4500 {
+		t.Errorf("even median %v, want 4500", v)
+	}
+	e := s.get("BenchmarkE2E/server=gin-bare")
+	if v, _ := e.median("req/s"); v != (27064+33333)/2.0 {
+		t.Errorf("req/s median %v", v)
+	}
+	if v, _ := e.median("p50-µs"); v != 711 {
+		t.Errorf("p50 median %v", v)
+	}
+	ps := s.pairs()
+	if len(ps) != 3 || ps[1].row != "full" || ps[1].sample != "10" || ps[1].kratos == nil || ps[2].kratos != nil {
+		t.Errorf("pairs %+v", ps)
+	}
+}
+
+func TestReport(t *testing.T) {
+	s := newSet()
+	if err := s.parse(strings.NewReader(sample)); err != nil {
+		t.Fatal(err)
+	}
+	out := string(report(s, "Provisional."))
+	for _, want := range []string{
+		"Provisional.",
+		"Run on: goos linux, goarch amd64, cpu AMD EPYC.",
+		"| bare | serial | 2500 | 4500 | 0.56x | — | 1456 | 2973 | 15 | 30 | 0.50x | 3 |",
+		"| full @10% | serial | 6000 | 20000 | 0.30x | +3500 |",
+		"| full-nosentinel @10% | serial | 5500 | — | — | +3000 |",
+		"| gingov / Kratos ns/op @10% | serial | 0.30x | ≤ 0.50x | yes |",
+		"| gingov / Kratos allocs/op @10% | serial | 0.39x | ≤ 0.50x | yes |",
+		"| overhead over bare Gin @10% | serial | 3.50 µs | ≤ 5 µs | yes |",
+		"| gin-bare | 30199 | 711 | 7258 | 2 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	readme := filepath.Join(dir, "README.md")
+	svg := filepath.Join(dir, "chart.svg")
+	must(t, os.WriteFile(in, []byte(sample), 0o644))
+	must(t, os.WriteFile(readme, []byte("# x\n\nbefore\n"+beginMarker+"\nold table\n"+endMarker+"\nafter\n"), 0o644))
+	must(t, run(readme, svg, "", []string{in}))
+	doc, err := os.ReadFile(readme)
+	must(t, err)
+	if !bytes.HasPrefix(doc, []byte("# x\n\nbefore\n"+beginMarker+"\n")) || !bytes.HasSuffix(doc, []byte(endMarker+"\nafter\n")) ||
+		bytes.Contains(doc, []byte("old table")) || !bytes.Contains(doc, []byte("| bare | serial |")) {
+		t.Errorf("README:\n%s", doc)
+	}
+	// Twice gives the same document: the block is replaced, not appended.
+	must(t, run(readme, svg, "", []string{in}))
+	again, err := os.ReadFile(readme)
+	must(t, err)
+	if !bytes.Equal(doc, again) {
+		t.Error("second run changed the README")
+	}
+	img, err := os.ReadFile(svg)
+	must(t, err)
+	if err := xml.Unmarshal(img, new(struct{})); err != nil {
+		t.Fatalf("chart is not XML: %v", err)
+	}
+	if n := bytes.Count(img, []byte("<rect")); n != 1+2+5 { // background, 2 legend keys, 5 bars
+		t.Errorf("%d rects in chart, want 8", n)
+	}
+	if err := run(filepath.Join(dir, "none.md"), "", "", []string{in}); err == nil {
+		t.Error("missing README accepted")
+	}
+	must(t, os.WriteFile(readme, []byte("no markers\n"), 0o644))
+	if err := run(readme, "", "", []string{in}); err == nil || !strings.Contains(err.Error(), "benchreport:begin") {
+		t.Errorf("README without markers: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
