@@ -1,14 +1,18 @@
 // Command quickstart is a complete Gin service governed by gingov with no
 // external services: JSON access logs, request IDs, panic recovery, an
-// in-process rate limiter, one error envelope for every failure, and
-// Prometheus metrics on /metrics.
+// in-process rate limiter, a circuit breaker per route, one error envelope
+// for every failure, and Prometheus metrics on /metrics (RED per route, and
+// the limiter's decisions and the breakers' states).
 //
 //	make run        # or: cd examples && go run ./quickstart -addr 127.0.0.1:8080
 //	curl -i localhost:8080/ping
 //	curl -i localhost:8080/orders/42     # an application error code
 //	curl -i localhost:8080/panic         # a panic becomes the 500 envelope
 //	curl -i localhost:8080/limited       # 2 per minute per client: the 3rd is 429
-//	curl -s localhost:8080/metrics | grep http_server
+//	curl -i localhost:8080/flaky         # always 503: after 5 its breaker opens (CIRCUIT_OPEN)
+//	curl -s localhost:8080/metrics | grep -E 'http_server|gingov_'
+//
+// dashboards/gingov.json is a Grafana dashboard for these metrics.
 package main
 
 import (
@@ -29,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/metrics"
@@ -56,13 +61,29 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 	if err != nil {
 		return nil, err
 	}
-	// Every client: 50 requests per second, bursts of 100. The /limited
-	// route adds a stricter rule of its own: 2 per minute.
-	perIP, err := ratelimit.New(nil, ratelimit.PerIP(50, time.Second).WithBurst(100))
+	// The governance metrics: the middlewares report to it through their hooks.
+	gov, err := metrics.NewGovernance(reg)
 	if err != nil {
 		return nil, err
 	}
-	strict, err := ratelimit.New(nil, ratelimit.PerIP(2, time.Minute).WithName("limited"))
+	// Every client: 50 requests per second, bursts of 100. The /limited
+	// route adds a stricter rule of its own: 2 per minute.
+	perIP, err := ratelimit.New(nil, ratelimit.PerIP(50, time.Second).WithBurst(100),
+		ratelimit.WithOnDecision(gov.OnDecision))
+	if err != nil {
+		return nil, err
+	}
+	strict, err := ratelimit.New(nil, ratelimit.PerIP(2, time.Minute).WithName("limited"),
+		ratelimit.WithOnDecision(gov.OnDecision))
+	if err != nil {
+		return nil, err
+	}
+	// One breaker per route: it opens when half of at least 5 requests in
+	// 10 s failed (5xx or panic), and lets probes through after 10 s.
+	breakers, err := circuitbreaker.New(
+		circuitbreaker.WithPolicy(circuitbreaker.Classic{MinRequests: 5, OpenTimeout: 10 * time.Second}),
+		circuitbreaker.WithOnStateChange(gov.OnBreakerChange),
+		circuitbreaker.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +98,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 		logging.AccessLog(logger, logging.WithSkipPaths("/metrics", "/healthz")),
 	)
 	errcode.Handle(r) // 404/405 and handler errors through the one envelope
-	r.Use(perIP.Middleware())
+	r.Use(perIP.Middleware(), breakers.Middleware())
 
 	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) })
 	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
@@ -87,6 +108,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 	}))
 	r.GET("/panic", func(c *gin.Context) { panic("something went very wrong") })
 	r.GET("/limited", strict.Middleware(), func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "ok"}) })
+	r.GET("/flaky", errcode.Handler(func(c *gin.Context) error { return errcode.Unavailable }))
 	r.GET("/metrics", gin.WrapH(metrics.Handler(reg)))
 	return r, nil
 }

@@ -173,10 +173,116 @@ func checkEndpoints(t *testing.T, base string) {
 		`http_server_requests_total{method="GET",route="/panic",status="500"} 1`,
 		`http_server_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`http_server_requests_total{method="GET",route="/limited",status="429"} 1`,
+		`gingov_ratelimit_decisions_total{result="limited",rule="limited",source="local"} 1`,
+		`gingov_ratelimit_decisions_total{result="allowed",rule="ip",source="local"} `,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// TestQuickstartMetrics drives traffic through every governed path of the
+// service (a 429 from the limiter, a breaker opened by failures), then
+// checks its /metrics with promtool, has a real Prometheus scrape it, and
+// asks Prometheus for the limiter's rejections, the breaker's state and
+// every query of the Grafana dashboard.
+func TestQuickstartMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, "127.0.0.1:0", io.Discard, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	}()
+	base := "http://" + addr
+	checkEndpoints(t, base)
+	opened := false
+	for i := 0; i < 10 && !opened; i++ {
+		resp, body := get(t, base+"/flaky")
+		env := envelope(t, resp, body)
+		switch {
+		case resp.StatusCode == 503 && env.Reason == "UNAVAILABLE":
+		case resp.StatusCode == 503 && env.Reason == "CIRCUIT_OPEN":
+			opened = true
+		default:
+			t.Fatalf("/flaky: %d %s", resp.StatusCode, body)
+		}
+	}
+	if !opened {
+		t.Fatal("/flaky: the breaker never opened")
+	}
+
+	_, exposition := get(t, base+"/metrics")
+	for _, want := range []string{
+		`gingov_circuitbreaker_state{breaker="GET /flaky"} 2`,
+		`gingov_circuitbreaker_transitions_total{breaker="GET /flaky",state="open"} 1`,
+		`http_server_request_duration_seconds_bucket{method="GET",route="/ping",status="200",le="+Inf"} 1`,
+		`http_server_request_size_bytes_count{method="GET",route="/ping",status="200"} 1`,
+		`http_server_response_size_bytes_sum{method="GET",route="/ping",status="200"} 18`,
+	} {
+		if !strings.Contains(exposition, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if out := testenv.PromtoolCheckMetrics(t, []byte(exposition)); out != "" {
+		t.Fatalf("promtool check metrics on /metrics:\n%s", out)
+	}
+
+	prom := testenv.StartPrometheus(t, []string{addr})
+	const wait = 30 * time.Second
+	limited := prom.WaitQuery(t, `sum(gingov_ratelimit_decisions_total{job="gingov",result="limited"})`, wait,
+		func(s []testenv.PromSample) bool { return len(s) == 1 && s[0].Value > 0 })
+	t.Logf("Prometheus: %v limited decisions", limited[0].Value)
+	prom.WaitQuery(t, `max by (breaker) (gingov_circuitbreaker_state{breaker="GET /flaky"})`, wait,
+		func(s []testenv.PromSample) bool { return len(s) == 1 && s[0].Value == 2 })
+	prom.WaitQuery(t, `histogram_quantile(0.99, sum by (le) (http_server_request_duration_seconds_bucket{route="/ping"}))`, wait,
+		func(s []testenv.PromSample) bool { return len(s) == 1 && s[0].Value > 0 && s[0].Value <= 10 })
+
+	// Every query of the dashboard parses and runs, with its variables set
+	// as Grafana would for "All".
+	raw, err := os.ReadFile("../../dashboards/gingov.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer(`$__rate_interval`, "1m", `$job`, ".*", `$route`, ".*")
+	queries := 0
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer qcancel()
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			queries++
+			if _, err := prom.Query(qctx, vars.Replace(tg.Expr)); err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			}
+		}
+	}
+	if queries < 15 {
+		t.Fatalf("only %d dashboard queries", queries)
+	}
+	// With a few scrapes in, the request-rate panel shows the service.
+	prom.WaitQuery(t, vars.Replace(`sum by (route) (rate(http_server_requests_total{job=~"$job", route=~"$route"}[$__rate_interval]))`), wait,
+		func(s []testenv.PromSample) bool { return len(s) > 0 })
 }
