@@ -164,8 +164,12 @@ func load(ctx context.Context, url string, conns int, d time.Duration) (loadResu
 				n, err := io.ReadFull(resp.Body, buf[:len(want)])
 				extra, _ := io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || err != nil || extra != 0 || !bytes.Equal(buf[:n], want) {
-					errs[i] = fmt.Errorf("benchmarks: answer %d %q (read error %v)", resp.StatusCode, buf[:n], err)
+				if err != nil {
+					errs[i] = fmt.Errorf("benchmarks: reading an answer: %w", err)
+					return
+				}
+				if resp.StatusCode != http.StatusOK || extra != 0 || !bytes.Equal(buf[:n], want) {
+					errs[i] = fmt.Errorf("benchmarks: answer %d %q (+%d bytes)", resp.StatusCode, buf[:n], extra)
 					return
 				}
 				if !t0.Before(measureFrom) {
