@@ -51,6 +51,12 @@ const UnmatchedRoute = "unmatched"
 // ExemplarLabel is the exemplar label holding the trace ID.
 const ExemplarLabel = "trace_id"
 
+// ExemplarInterval is the least time between two exemplars of one bucket
+// of one series. A bucket shows one exemplar, its latest, so a scraper
+// sees no difference, and busy series skip the exemplar's cost (about ten
+// allocations) on most sampled requests.
+const ExemplarInterval = time.Second
+
 // maxCachedSeries bounds the per-label-set cache of the middleware; label
 // sets past it are looked up in the vectors on each request instead.
 const maxCachedSeries = 4096
@@ -217,6 +223,7 @@ type Metrics struct {
 	inFlight  prometheus.Gauge
 	skip      map[string]bool
 	exemplars bool
+	buckets   []float64 // of the duration histogram, to throttle exemplars per bucket
 	series    cowMap[seriesKey, *series]
 }
 
@@ -233,6 +240,9 @@ type series struct {
 	exemplar prometheus.ExemplarObserver // nil when the child has none
 	reqSize  prometheus.Observer
 	respSize prometheus.Observer
+	// exemplarAt holds, per duration bucket (+Inf last), the Unix ns of
+	// its latest exemplar.
+	exemplarAt []atomic.Int64
 }
 
 // New creates the RED collectors and registers them on reg:
@@ -273,6 +283,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		}),
 		skip:      cfg.skip,
 		exemplars: !cfg.noExemplars,
+		buckets:   cfg.buckets,
 	}
 	if err := register(reg, m.requests, m.duration, m.reqSize, m.respSize, m.inFlight); err != nil {
 		return nil, err
@@ -322,7 +333,8 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 }
 
 func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
-	elapsed := time.Since(start).Seconds()
+	d := time.Since(start)
+	elapsed := d.Seconds()
 	route := c.FullPath()
 	if route == "" {
 		route = UnmatchedRoute
@@ -332,12 +344,8 @@ func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
 		return
 	}
 	s.requests.Inc()
-	if m.exemplars && s.exemplar != nil {
-		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() && sc.IsSampled() {
-			s.exemplar.ObserveWithExemplar(elapsed, prometheus.Labels{ExemplarLabel: sc.TraceID().String()})
-		} else {
-			s.duration.Observe(elapsed)
-		}
+	if sc, ok := m.exemplarSpan(c, s, elapsed, start.Add(d)); ok {
+		s.exemplar.ObserveWithExemplar(elapsed, prometheus.Labels{ExemplarLabel: sc.TraceID().String()})
 	} else {
 		s.duration.Observe(elapsed)
 	}
@@ -347,6 +355,31 @@ func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
 	s.respSize.Observe(float64(max(0, c.Writer.Size())))
 }
 
+// exemplarSpan returns the request's span when the observation of v at now
+// is to carry its trace ID: the span is sampled and the observation is the
+// first in its bucket for ExemplarInterval.
+func (m *Metrics) exemplarSpan(c *gin.Context, s *series, v float64, now time.Time) (trace.SpanContext, bool) {
+	if !m.exemplars || s.exemplar == nil {
+		return trace.SpanContext{}, false
+	}
+	sc := trace.SpanContextFromContext(c.Request.Context())
+	if !sc.IsValid() || !sc.IsSampled() {
+		return sc, false
+	}
+	// The bucket v falls in: the first upper bound >= v, len for +Inf.
+	lo, hi := 0, len(m.buckets)
+	for lo < hi {
+		if mid := int(uint(lo+hi) >> 1); m.buckets[mid] < v {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	at := &s.exemplarAt[lo]
+	last, t := at.Load(), now.UnixNano()
+	return sc, t-last >= int64(ExemplarInterval) && at.CompareAndSwap(last, t)
+}
+
 // seriesFor returns the children of a label set, or nil when the label
 // values are invalid (never at request time: routes and methods are ours).
 func (m *Metrics) seriesFor(k seriesKey) *series {
@@ -354,7 +387,7 @@ func (m *Metrics) seriesFor(k seriesKey) *series {
 		return s
 	}
 	lv := []string{k.method, k.route, statusLabel(k.status)}
-	s := &series{}
+	s := &series{exemplarAt: make([]atomic.Int64, len(m.buckets)+1)}
 	var err error
 	if s.requests, err = m.requests.GetMetricWithLabelValues(lv...); err != nil {
 		return nil
