@@ -146,6 +146,10 @@ func WithExemplars(on bool) Option {
 // next (1.1 is a good start; it must be > 1) and at most
 // [DefaultNativeMaxBuckets] buckets per series. Default off. It applies to
 // both constructors.
+//
+// A Prometheus with native histograms enabled then stores the native one
+// only, unless its scrape config sets scrape_classic_histograms (2.45 and
+// later); the _bucket series that dashboards/gingov.json reads need it.
 func WithNativeHistograms(factor float64) Option {
 	return func(c *config) {
 		if !(factor > 1) {

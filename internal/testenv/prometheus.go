@@ -215,6 +215,52 @@ func (p *Prometheus) WaitQuery(t testing.TB, promql string, timeout time.Duratio
 	}
 }
 
+// PromExemplar is one exemplar of a series.
+type PromExemplar struct {
+	Series map[string]string // the series' labels, __name__ included
+	Labels map[string]string // the exemplar's own (e.g. trace_id)
+	Value  float64
+}
+
+// Exemplars returns the exemplars of the series promql selects, over the
+// last hour.
+func (p *Prometheus) Exemplars(ctx context.Context, promql string) ([]PromExemplar, error) {
+	var res struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   []struct {
+			SeriesLabels map[string]string `json:"seriesLabels"`
+			Exemplars    []struct {
+				Labels map[string]string `json:"labels"`
+				Value  string            `json:"value"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	now := time.Now()
+	q := url.Values{
+		"query": {promql},
+		"start": {strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)},
+		"end":   {strconv.FormatInt(now.Add(time.Minute).Unix(), 10)},
+	}
+	if err := p.get(ctx, "/api/v1/query_exemplars?"+q.Encode(), &res); err != nil {
+		return nil, err
+	}
+	if res.Status != "success" {
+		return nil, fmt.Errorf("exemplars %q: %s", promql, res.Error)
+	}
+	var out []PromExemplar
+	for _, s := range res.Data {
+		for _, e := range s.Exemplars {
+			v, err := strconv.ParseFloat(e.Value, 64)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, PromExemplar{Series: s.SeriesLabels, Labels: e.Labels, Value: v})
+		}
+	}
+	return out, nil
+}
+
 // PromTarget is a scrape target as the server sees it.
 type PromTarget struct {
 	ScrapeURL string `json:"scrapeUrl"`
