@@ -96,6 +96,7 @@ type Chain struct {
 	ownRDB  bool
 	guard   atomic.Pointer[guardHandle]
 	metrics *metrics.Metrics
+	gov     *metrics.Governance
 
 	mu      sync.Mutex // serialises reloads
 	cfg     Config
@@ -166,6 +167,9 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 		if ch.metrics, err = metrics.New(ch.Registry, mopts...); err != nil {
 			return nil, fmt.Errorf("setup: metrics: %w", err)
 		}
+		if ch.gov, err = metrics.NewGovernance(ch.Registry, metrics.WithNamespace(cfg.Metrics.Namespace)); err != nil {
+			return nil, fmt.Errorf("setup: metrics: %w", err)
+		}
 		chain = append(chain, ch.metrics.Middleware())
 	}
 
@@ -198,7 +202,11 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 
 	if cfg.Breaker.Enabled {
 		pol, _ := cfg.Breaker.policy() // validated
-		srv, err := circuitbreaker.New(circuitbreaker.WithPolicy(pol), circuitbreaker.WithLogger(ch.Logger))
+		bopts := []circuitbreaker.Option{circuitbreaker.WithPolicy(pol), circuitbreaker.WithLogger(ch.Logger)}
+		if ch.gov != nil {
+			bopts = append(bopts, circuitbreaker.WithOnStateChange(ch.gov.OnBreakerChange))
+		}
+		srv, err := circuitbreaker.New(bopts...)
 		if err != nil {
 			return nil, fmt.Errorf("setup: circuitbreaker: %w", err)
 		}
@@ -265,11 +273,15 @@ func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
 			WithFailurePolicy(policy)
 		opts = append(opts, rule)
 	}
+	ropts := []ratelimit.RedisOption{ratelimit.WithLogger(ch.Logger)}
 	if rl.Redis.Deadline > 0 {
-		opts = append(opts, ratelimit.WithRedisOptions(ratelimit.WithDeadline(rl.Redis.Deadline), ratelimit.WithLogger(ch.Logger)))
-	} else {
-		opts = append(opts, ratelimit.WithRedisOptions(ratelimit.WithLogger(ch.Logger)))
+		ropts = append(ropts, ratelimit.WithDeadline(rl.Redis.Deadline))
 	}
+	if ch.gov != nil {
+		ropts = append(ropts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
+		opts = append(opts, ratelimit.WithOnDecision(ch.gov.OnDecision))
+	}
+	opts = append(opts, ratelimit.WithRedisOptions(ropts...))
 	g, err := ratelimit.New(ch.rdb, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: ratelimit: %w", err)
@@ -361,7 +373,11 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 		pp, _ := paramOf(p) // validated
 		params = append(params, pp)
 	}
-	flow, err := sentinel.New(sentinel.WithParams(params...), sentinel.WithLogger(ch.Logger))
+	fopts := []sentinel.Option{sentinel.WithParams(params...), sentinel.WithLogger(ch.Logger)}
+	if ch.gov != nil {
+		fopts = append(fopts, sentinel.WithOnBlock(ch.gov.OnSentinelBlock))
+	}
+	flow, err := sentinel.New(fopts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: sentinel: %w", err)
 	}
@@ -505,6 +521,11 @@ func (ch *Chain) Config() Config {
 	defer ch.mu.Unlock()
 	return ch.cfg
 }
+
+// Governance returns the governance metrics (nil when metrics are off), so
+// that other parts of the service report through them, e.g. a registry
+// with registry.WithOnEvent(chain.Governance().OnRegistryEvent).
+func (ch *Chain) Governance() *metrics.Governance { return ch.gov }
 
 // Close stops the watchers and releases the limiter's connections, the
 // breaker and the tracer provider (flushing spans, bounded by ctx). It is

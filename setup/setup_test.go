@@ -151,6 +151,9 @@ ratelimit:
 	if w := getFrom(r, "/metrics", "192.0.2.3"); w.Code != 200 || !strings.Contains(w.Body.String(), `http_server_requests_total{method="GET",route="/ping",status="429"} 1`) {
 		t.Fatalf("metrics do not count the rejection: %d\n%s", w.Code, w.Body)
 	}
+	if w := getFrom(r, "/metrics", "192.0.2.3"); !strings.Contains(w.Body.String(), `gingov_ratelimit_decisions_total{result="limited",rule="ip",source="local"} 1`) {
+		t.Fatalf("governance metrics do not count the rejection:\n%s", w.Body)
+	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var access int
 	for _, l := range lines {
