@@ -1,0 +1,384 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+
+	"github.com/gingov/gingov/internal/reqinfo"
+)
+
+// DefaultResponseHeader is a conventional name for [WithResponseHeader].
+const DefaultResponseHeader = "Trace-Id"
+
+// HTTPOption configures [Middleware], [NewTransport] and [Client].
+type HTTPOption func(*httpConfig)
+
+type httpConfig struct {
+	provider *Provider
+	tp       trace.TracerProvider
+	prop     propagation.TextMapPropagator
+	skip     map[string]bool
+	header   string
+}
+
+// WithProvider uses p's tracer provider and propagator. With it the
+// server middleware knows the sampler and drops unsampled requests before
+// any instrumentation runs (see [Middleware]). A nil p is ignored.
+func WithProvider(p *Provider) HTTPOption {
+	return func(c *httpConfig) {
+		if p != nil {
+			c.provider, c.tp, c.prop = p, p.tp, p.prop
+		}
+	}
+}
+
+// WithOTel uses a tracer provider and propagator built elsewhere (nil
+// ones: OpenTelemetry's globals, the default). Every request then goes
+// through otelgin, which starts the span and lets tp's sampler decide.
+func WithOTel(tp trace.TracerProvider, prop propagation.TextMapPropagator) HTTPOption {
+	return func(c *httpConfig) {
+		c.provider, c.tp, c.prop = nil, tp, prop
+	}
+}
+
+// WithSkipPaths traces nothing, at no cost, for requests whose URL path or
+// route template is one of paths (health checks, /metrics). Such requests
+// carry no trace ID. Server middleware only.
+func WithSkipPaths(paths ...string) HTTPOption {
+	return func(c *httpConfig) {
+		for _, p := range paths {
+			c.skip[p] = true
+		}
+	}
+}
+
+// WithResponseHeader echoes the request's trace ID (32 lowercase hex
+// digits, sampled or not) in the named response header, e.g.
+// [DefaultResponseHeader]. Default: no header. Server middleware only.
+// [Middleware] panics when name is not a valid header name.
+func WithResponseHeader(name string) HTTPOption {
+	return func(c *httpConfig) { c.header = name }
+}
+
+func newHTTPConfig(opts []HTTPOption) httpConfig {
+	cfg := httpConfig{skip: map[string]bool{}}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.tp == nil {
+		cfg.tp = otel.GetTracerProvider() // delegates to whatever is set later
+	}
+	if cfg.prop == nil {
+		cfg.prop = otel.GetTextMapPropagator()
+	}
+	return cfg
+}
+
+// Middleware traces each request in a server span, through otelgin with
+// the current HTTP semantic conventions:
+//
+//   - the span is named by method and route template ("GET /orders/:id");
+//     a request no route matches is named by its method alone ("GET",
+//     and "HTTP" for a method outside the standard ones), so names stay
+//     bounded;
+//   - http.response.status_code is set; 5xx responses and panics mark the
+//     span as an error, 4xx responses do not (even with errors in
+//     c.Errors, which are recorded as events);
+//   - a panic passing through is recorded (exception event with the stack
+//     of the panic site, status 500) and goes on to logging.Recovery,
+//     which renders the envelope with the trace ID;
+//   - the span's context is in c.Request's context for everything after
+//     the middleware: access log and error envelopes read the trace ID
+//     from it, and [NewTransport] propagates it.
+//
+// Put it after logging.RequestID and before logging.AccessLog and the
+// metrics middleware. server names the server for the server.address
+// attribute ("" takes the request's Host).
+//
+// With [WithProvider], the middleware decides sampling itself first, with
+// the provider's sampler and the trace ID the SDK would have used: a
+// request the sampler drops never reaches otelgin. It gets a non-recording
+// span context instead (the parent's trace ID, or a new one; a new span
+// ID; the sampled flag off), so logs, envelopes and outbound requests still
+// carry its trace ID. Sampled requests are traced exactly as otelgin does.
+//
+// otelgin's own OpenTelemetry metrics are off: the metrics package counts
+// requests. Middleware panics at construction on an invalid
+// [WithResponseHeader] name.
+func Middleware(server string, opts ...HTTPOption) gin.HandlerFunc {
+	cfg := newHTTPConfig(opts)
+	m := &middleware{
+		skip:  cfg.skip,
+		prop:  cfg.prop,
+		names: newSpanNames(),
+	}
+	if cfg.header != "" {
+		if !validHeaderName(cfg.header) {
+			panic(fmt.Sprintf("tracing: WithResponseHeader: %q is not a header name", cfg.header))
+		}
+		m.header = http.CanonicalHeaderKey(cfg.header)
+	}
+	if cfg.provider != nil {
+		m.sampler = cfg.provider.sampler
+	}
+	m.otel = otelgin.Middleware(server,
+		otelgin.WithTracerProvider(wrapProvider{tp: cfg.tp}),
+		// The middleware extracts the parent itself, before otelgin runs.
+		otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+		otelgin.WithMeterProvider(noop.NewMeterProvider()),
+		otelgin.WithSpanNameFormatter(m.names.name),
+	)
+	return m.handle
+}
+
+// Middleware is [Middleware] with [WithProvider](p) and the request's Host
+// as server name.
+func (p *Provider) Middleware(opts ...HTTPOption) gin.HandlerFunc {
+	return Middleware("", append([]HTTPOption{WithProvider(p)}, opts...)...)
+}
+
+type middleware struct {
+	skip    map[string]bool
+	prop    propagation.TextMapPropagator
+	sampler sdktrace.Sampler // nil: otelgin and the provider's sampler decide
+	header  string
+	names   *spanNames
+	otel    gin.HandlerFunc
+}
+
+func (m *middleware) handle(c *gin.Context) {
+	if len(m.skip) > 0 && (m.skip[c.Request.URL.Path] || m.skip[c.FullPath()]) {
+		c.Next()
+		return
+	}
+	ctx := m.prop.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+	var preset trace.TraceID
+	if m.sampler != nil {
+		psc := trace.SpanContextFromContext(ctx)
+		tid := psc.TraceID()
+		if !tid.IsValid() {
+			tid = newTraceID()
+			preset = tid
+		}
+		res := m.sampler.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: ctx, TraceID: tid, Kind: trace.SpanKindServer,
+		})
+		if res.Decision == sdktrace.Drop {
+			// What the SDK's tracer.Start returns for a dropped span.
+			sc := trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID:    tid,
+				SpanID:     newSpanID(),
+				TraceFlags: psc.TraceFlags() &^ trace.FlagsSampled,
+				TraceState: res.Tracestate,
+			})
+			c.Request = c.Request.WithContext(trace.ContextWithSpanContext(ctx, sc))
+			if m.header != "" {
+				c.Writer.Header()[m.header] = []string{tid.String()}
+			}
+			c.Next()
+			return
+		}
+	}
+	st := &serverState{Context: ctx, c: c, header: m.header, presetTrace: preset}
+	c.Request = c.Request.WithContext(st)
+	defer func() {
+		// otelgin put its saved context back; after a panic, leave the
+		// span's context for Recovery's log line and envelope.
+		if st.panicked {
+			c.Request = c.Request.WithContext(st.spanCtx)
+		}
+	}()
+	m.otel(c)
+}
+
+// stateKey finds a request's serverState in its context.
+type stateKey struct{}
+
+// serverState is one sampled request's context node and its server span,
+// in one allocation. Written by the request's goroutine only, before the
+// handlers run (except panicked, set while unwinding).
+type serverState struct {
+	context.Context // the request's context with the extracted parent
+
+	c           *gin.Context
+	header      string
+	presetTrace trace.TraceID // root trace ID drawn for the sampling decision
+	span        serverSpan
+	spanCtx     context.Context
+	panicked    bool
+}
+
+func (st *serverState) Value(k any) any {
+	if k == (stateKey{}) {
+		return st
+	}
+	return st.Context.Value(k)
+}
+
+// wrapProvider hands otelgin a tracer that keeps the server span's
+// handle, so that status and panics are recorded the kit's way.
+type wrapProvider struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+func (w wrapProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return &wrapTracer{t: w.tp.Tracer(name, opts...)}
+}
+
+type wrapTracer struct {
+	embedded.Tracer
+	t trace.Tracer
+}
+
+func (w *wrapTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	ctx, span := w.t.Start(ctx, name, opts...)
+	st, ok := ctx.Value(stateKey{}).(*serverState)
+	if !ok || st.span.Span != nil {
+		return ctx, span // not the server span (otelgin.HTML, say)
+	}
+	st.presetTrace = trace.TraceID{}
+	st.span = serverSpan{Span: span, st: st}
+	st.spanCtx = ctx
+	if st.header != "" {
+		st.c.Writer.Header()[st.header] = []string{span.SpanContext().TraceID().String()}
+	}
+	return ctx, &st.span
+}
+
+// serverSpan is the server span as otelgin sees it.
+type serverSpan struct {
+	trace.Span
+	st *serverState
+}
+
+// SetStatus keeps 4xx responses from being marked as errors: otelgin
+// marks any request with c.Errors as one.
+func (s *serverSpan) SetStatus(code codes.Code, description string) {
+	if code == codes.Error {
+		if st := s.st.c.Writer.Status(); st >= 100 && st < 500 {
+			return
+		}
+	}
+	s.Span.SetStatus(code, description)
+}
+
+// End is deferred by otelgin, so a panic passing through can be seen here
+// while the span is still open: it is recorded, the span ended, and the
+// panic goes on.
+func (s *serverSpan) End(opts ...trace.SpanEndOption) {
+	if p := recover(); p != nil {
+		s.recordPanic(p)
+		s.Span.End(opts...)
+		panic(p)
+	}
+	s.Span.End(opts...)
+}
+
+func (s *serverSpan) recordPanic(p any) {
+	st := s.st
+	st.panicked = true
+	status := reqinfo.ObservePanic(st.c, p)
+	if !s.IsRecording() {
+		return
+	}
+	var stack string
+	if info := reqinfo.From(st.c.Request.Context()); info != nil {
+		stack = string(info.PanicStack)
+	}
+	s.SetAttributes(attribute.Int("http.response.status_code", status))
+	s.AddEvent("exception", trace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", p)),
+		attribute.String("exception.message", fmt.Sprint(p)),
+		attribute.String("exception.stacktrace", stack),
+	))
+	if status >= 500 {
+		s.Span.SetStatus(codes.Error, "panic")
+	}
+}
+
+// knownMethods are the methods a span name may carry; others become HTTP.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
+	http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
+	http.MethodConnect: true, http.MethodOptions: true, http.MethodTrace: true,
+}
+
+// maxSpanNames bounds the cache of span names (method × route).
+const maxSpanNames = 4096
+
+type routeKey struct{ method, route string }
+
+// spanNames caches "METHOD /route" strings in a copy-on-write map, so a
+// request reads its span name without allocating or locking.
+type spanNames struct {
+	m  atomic.Pointer[map[routeKey]string]
+	mu sync.Mutex
+}
+
+func newSpanNames() *spanNames {
+	n := &spanNames{}
+	n.m.Store(&map[routeKey]string{})
+	return n
+}
+
+func (n *spanNames) name(c *gin.Context) string {
+	method := c.Request.Method
+	if !knownMethods[method] {
+		method = "HTTP"
+	}
+	route := c.FullPath()
+	if route == "" {
+		return method
+	}
+	k := routeKey{method, route}
+	if s, ok := (*n.m.Load())[k]; ok {
+		return s
+	}
+	s := method + " " + route
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := *n.m.Load()
+	if len(old) < maxSpanNames {
+		next := make(map[routeKey]string, len(old)+1)
+		for k, v := range old {
+			next[k] = v
+		}
+		next[k] = s
+		n.m.Store(&next)
+	}
+	return s
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '!', c == '#', c == '$', c == '%', c == '&', c == '\'',
+			c == '*', c == '+', c == '.', c == '^', c == '`', c == '|', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}
