@@ -50,6 +50,12 @@ func (t *Transport) State(host string) State {
 	return StateClosed
 }
 
+// Open reports whether a host's breaker is open, that is rejecting
+// requests (for the SRE policy: rejecting some). A load balancer above the
+// Transport uses it to steer requests to other hosts; half-open hosts are
+// not open, so that probes reach them.
+func (t *Transport) Open(host string) bool { return t.State(host) == StateOpen }
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host

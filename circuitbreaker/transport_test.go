@@ -53,7 +53,7 @@ func TestTransportAgainstRealUpstream(t *testing.T) {
 		}
 	}
 	host := strings.TrimPrefix(up.URL, "http://")
-	if st := tr.State(host); st != circuitbreaker.StateOpen {
+	if st := tr.State(host); st != circuitbreaker.StateOpen || !tr.Open(host) {
 		t.Fatalf("state %v", st)
 	}
 	before := hits.Load()
@@ -72,7 +72,7 @@ func TestTransportAgainstRealUpstream(t *testing.T) {
 	if code, err := call(); err != nil || code != 200 {
 		t.Fatalf("probe: %d %v", code, err)
 	}
-	if st := tr.State(host); st != circuitbreaker.StateClosed {
+	if st := tr.State(host); st != circuitbreaker.StateClosed || tr.Open(host) {
 		t.Fatalf("after a good probe: %v", st)
 	}
 }
