@@ -13,3 +13,15 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 echo "check-deps: core packages are free of nacos, sentinel, aliyun and kratos"
+
+# Tracing's weight stays in tracing: the packages below may use the
+# OpenTelemetry trace API (trace IDs in logs and envelopes) but must not
+# link the SDK, the exporters, otelgin, the OTLP protos or gRPC.
+light=(./errcode ./logging ./ratelimit ./circuitbreaker ./registry ./metrics)
+bad=$(go list -deps "${light[@]}" | grep -E '^go\.opentelemetry\.io/(otel/sdk|otel/exporters|contrib|proto)|^google\.golang\.org/grpc' || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: core packages link the OpenTelemetry SDK, exporters or gRPC:"
+	echo "$bad"
+	exit 1
+fi
+echo "check-deps: core packages link no OpenTelemetry SDK, exporter or gRPC"
