@@ -44,6 +44,7 @@ import (
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/sentinel"
+	"github.com/gingov/gingov/tracing"
 )
 
 // stack says which middlewares a case runs. The order is fixed and the
@@ -57,6 +58,7 @@ type stack struct {
 	metrics   bool
 	ratelimit bool // gingov: local PerIP limiter; Kratos: BBR
 	sentinel  bool // gingov only: a Sentinel flow rule that never blocks
+	otelgin   bool // gingov side only: otelgin v0.65.0 alone instead of gingov's tracing
 	breaker   bool // SRE breaker on both sides
 	errcode   bool // gingov only: errcode.Handle (404/405 and c.Error through the envelope)
 }
@@ -82,6 +84,7 @@ var kases = []kase{
 	{row: "recovery", gin: stack{recovery: true}, krat: stack{recovery: true}},
 	{row: "logging", gin: stack{logging: true}, krat: stack{logging: true}},
 	{row: "tracing", gin: stack{tracing: true}, krat: stack{tracing: true}},
+	{row: "tracing-otelgin", gin: stack{tracing: true, otelgin: true}, ginOnly: true},
 	{row: "metrics", gin: stack{metrics: true}, krat: stack{metrics: true}},
 	{row: "ratelimit", gin: stack{ratelimit: true}, krat: stack{ratelimit: true}},
 	{row: "breaker", gin: stack{breaker: true}, krat: stack{breaker: true}},
@@ -127,19 +130,33 @@ func (e *spanSink) Shutdown(context.Context) error { return nil }
 type env struct {
 	log   *sink
 	spans *spanSink
+	prov  *tracing.Provider
 	tp    *sdktrace.TracerProvider
 	reg   *prometheus.Registry
 	prop  propagation.TextMapPropagator
 }
 
+// newEnv builds an env whose tracer provider samples samplePercent of the
+// requests (0: the row does not trace; 100 then). Both sides' providers
+// come from gingov's tracing.Setup, so their SDK setup is the same by
+// construction: the SDK's TracerProvider with ParentBased(TraceIDRatioBased),
+// a batch span processor over the counting exporter, gingov's ID
+// generator, W3C trace-context + baggage propagators.
 func newEnv(tb testing.TB, samplePercent int) *env {
+	if samplePercent == 0 {
+		samplePercent = 100
+	}
 	e := &env{log: &sink{}, spans: &spanSink{}, reg: prometheus.NewRegistry(),
 		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
-	e.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(float64(samplePercent)/100))),
-		sdktrace.WithBatcher(e.spans),
-	)
-	tb.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
+	p, err := tracing.Setup(context.Background(), "ping",
+		tracing.WithSampleRatio(float64(samplePercent)/100),
+		tracing.WithSpanExporter(e.spans),
+		tracing.WithPropagator(e.prop))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	e.prov, e.tp = p, p.TracerProvider()
 	return e
 }
 
@@ -156,8 +173,11 @@ func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
 	if s.logging {
 		r.Use(logging.RequestID())
 	}
-	if s.tracing {
-		r.Use(ginTracing(e))
+	switch {
+	case s.otelgin:
+		r.Use(otelgin.Middleware("ping", otelgin.WithTracerProvider(e.tp), otelgin.WithPropagators(e.prop)))
+	case s.tracing:
+		r.Use(tracing.Middleware("ping", tracing.WithProvider(e.prov)))
 	}
 	if s.metrics {
 		m, err := metrics.New(e.reg)
@@ -196,13 +216,6 @@ func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
 	}
 	r.GET("/ping", ping)
 	return r
-}
-
-// ginTracing is gingov's server tracing middleware. Provisional: otelgin
-// v0.65.0 with the env's provider and propagators, until gingov's tracing
-// package lands.
-func ginTracing(e *env) gin.HandlerFunc {
-	return otelgin.Middleware("ping", otelgin.WithTracerProvider(e.tp), otelgin.WithPropagators(e.prop))
 }
 
 // ginTimeout gives each request a deadline, as Kratos's HTTP server does

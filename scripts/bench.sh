@@ -2,8 +2,8 @@
 # make bench: the side-by-side benchmarks of the benchmarks module, each
 # repeated BENCH_COUNT times, summarised with benchstat, and turned into the
 # tables of benchmarks/README.md and benchmarks/chart.svg. Run it on a quiet
-# machine: with the defaults it takes about 21 minutes on 2 cores (10 x
-# (48 + 6 in-process benchmarks at ~1.5 s, 4 end-to-end runs at ~5.6 s,
+# machine: with the defaults it takes about 22 minutes on 2 cores (10 x
+# (52 + 6 in-process benchmarks at ~1.5 s, 4 end-to-end runs at ~5.6 s,
 # ~22 s of Redis limiter cases)).
 #
 #   BENCH_COUNT=10          samples per benchmark (benchstat wants >= 10)
