@@ -256,8 +256,8 @@ func (w *wrapTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 	st.presetTrace = trace.TraceID{}
 	st.span = serverSpan{Span: span, st: st}
 	st.spanCtx = ctx
-	if st.header != "" {
-		st.c.Writer.Header()[st.header] = []string{span.SpanContext().TraceID().String()}
+	if tid := span.SpanContext().TraceID(); st.header != "" && tid.IsValid() {
+		st.c.Writer.Header()[st.header] = []string{tid.String()}
 	}
 	return ctx, &st.span
 }

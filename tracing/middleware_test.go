@@ -293,3 +293,21 @@ func TestMiddlewareWithOtherProvider(t *testing.T) {
 		}
 	}
 }
+
+// With OpenTelemetry's default global provider (a no-op) nothing is traced
+// and no trace ID is invented: Setup or WithOTel is needed.
+func TestMiddlewareWithNoopGlobal(t *testing.T) {
+	s := newServer(tracing.Middleware("", tracing.WithResponseHeader("Trace-Id")))
+	info, w := ctxInfo(t, s, nil)
+	if info.TraceID != "00000000000000000000000000000000" || w.Header().Get("Trace-Id") != "" {
+		t.Fatalf("context %+v, header %q", info, w.Header().Get("Trace-Id"))
+	}
+	// The default global propagator reads no headers either.
+	info, _ = ctxInfo(t, s, http.Header{"Traceparent": {"00-" + parentTrace + "-" + parentSpan + "-01"}})
+	if info.TraceID != "00000000000000000000000000000000" {
+		t.Fatalf("context %+v", info)
+	}
+	if _, ok := s.lastLog(t)["trace_id"]; ok {
+		t.Fatal("trace_id logged without a span")
+	}
+}
