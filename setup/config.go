@@ -51,16 +51,19 @@ type Log struct {
 
 // Tracing configures OpenTelemetry tracing.
 type Tracing struct {
-	// Exporter: none (default: no tracing middleware), stdout, otlp-grpc or
-	// otlp-http.
+	// Disabled turns the tracing middleware off (default on).
+	Disabled bool `yaml:"disabled"`
+	// Exporter: none (default: every request still gets a trace id in its
+	// log line, error envelope and outbound headers; nothing is exported),
+	// stdout, otlp-grpc or otlp-http.
 	Exporter string `yaml:"exporter"`
 	// Endpoint is the OTLP collector's host:port (default the exporter's:
 	// 127.0.0.1:4317 for gRPC, 127.0.0.1:4318 for HTTP).
 	Endpoint string `yaml:"endpoint"`
 	// Insecure sends OTLP without TLS (default false).
 	Insecure bool `yaml:"insecure"`
-	// SampleRatio is the share of root traces sampled, in [0, 1] (nil: the
-	// tracing package's default); a sampled parent is always followed.
+	// SampleRatio is the share of root traces sampled, in [0, 1] (nil:
+	// tracing.DefaultSampleRatio); the parent's decision is always followed.
 	SampleRatio *float64 `yaml:"sample_ratio"`
 	// SkipPaths are not traced (default: the metrics path).
 	SkipPaths []string `yaml:"skip_paths"`

@@ -42,6 +42,7 @@ import (
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/sentinel"
+	"github.com/gingov/gingov/tracing"
 )
 
 // DefaultMetricsPath serves the metrics when Metrics.Path is empty.
@@ -90,6 +91,9 @@ type Chain struct {
 	Logger *slog.Logger
 	// Registry holds the metrics (nil when metrics are off).
 	Registry *prometheus.Registry
+	// Tracing is the tracer provider (nil when tracing is off); its
+	// Client() continues a request's trace in outbound calls.
+	Tracing *tracing.Provider
 
 	opts    options
 	rdb     redis.UniversalClient
@@ -153,6 +157,13 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 	metricsPath := cfg.Metrics.Path
 	if metricsPath == "" {
 		metricsPath = DefaultMetricsPath
+	}
+	if !cfg.Tracing.Disabled {
+		mw, err := ch.tracing(ctx, cfg, metricsPath)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, mw)
 	}
 	if !cfg.Metrics.Disabled {
 		ch.Registry = o.registry
@@ -225,6 +236,48 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 		r.GET(metricsPath, gin.WrapH(metrics.Handler(ch.Registry)))
 	}
 	return ch, nil
+}
+
+func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (gin.HandlerFunc, error) {
+	t := cfg.Tracing
+	exporter := tracing.ExporterNone
+	if t.Exporter != "" {
+		exporter = tracing.Exporter(t.Exporter)
+	}
+	opts := []tracing.Option{tracing.WithExporter(exporter)}
+	if t.Endpoint != "" {
+		opts = append(opts, tracing.WithEndpoint(t.Endpoint))
+	}
+	if t.Insecure {
+		opts = append(opts, tracing.WithInsecure())
+	}
+	if t.SampleRatio != nil {
+		opts = append(opts, tracing.WithSampleRatio(*t.SampleRatio))
+	}
+	if cfg.Service.Version != "" {
+		opts = append(opts, tracing.WithServiceVersion(cfg.Service.Version))
+	}
+	if cfg.Service.Instance != "" {
+		opts = append(opts, tracing.WithServiceInstance(cfg.Service.Instance))
+	}
+	if exporter == tracing.ExporterStdout && ch.opts.logOut != nil {
+		opts = append(opts, tracing.WithStdoutWriter(ch.opts.logOut))
+	}
+	tp, err := tracing.Setup(ctx, cfg.Service.Name, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("setup: tracing: %w", err)
+	}
+	ch.Tracing = tp
+	ch.closers = append(ch.closers, tp.Shutdown)
+	skip := t.SkipPaths
+	if skip == nil && !cfg.Metrics.Disabled && metricsPath != "-" {
+		skip = []string{metricsPath}
+	}
+	hopts := []tracing.HTTPOption{tracing.WithSkipPaths(skip...)}
+	if t.ResponseHeader != "" {
+		hopts = append(hopts, tracing.WithResponseHeader(t.ResponseHeader))
+	}
+	return tp.Middleware(hopts...), nil
 }
 
 func requestID(l Log) gin.HandlerFunc {

@@ -353,3 +353,52 @@ func TestRedisSharedAcrossChains(t *testing.T) {
 		t.Fatalf("two instances admitted %d, want the shared limit 5", got)
 	}
 }
+
+func TestSignalsCorrelated(t *testing.T) {
+	cfg := mustParse(t, `
+service: {name: orders, version: v1}
+tracing: {exporter: stdout, sample_ratio: 1, response_header: Trace-Id}
+ratelimit:
+  rules: [{by: ip, limit: 1, period: 1m}]
+`)
+	logs := &syncBuf{}
+	r := gin.New()
+	ch, err := setup.Use(context.Background(), r, cfg, setup.WithLogOutput(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.GET("/ping", func(c *gin.Context) { c.JSON(200, gin.H{"message": "pong"}) })
+	get(r, "/ping")
+	w := get(r, "/ping")
+	if w.Code != 429 {
+		t.Fatalf("second request: %d", w.Code)
+	}
+	if err := ch.Close(context.Background()); err != nil { // flushes the spans
+		t.Fatal(err)
+	}
+	traceID := w.Header().Get("Trace-Id")
+	if len(traceID) != 32 {
+		t.Fatalf("trace id header %q", traceID)
+	}
+	var env struct {
+		TraceID string `json:"trace_id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.TraceID != traceID {
+		t.Fatalf("envelope trace_id %q, header %q (%v)", env.TraceID, traceID, err)
+	}
+	var logged, spans int
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(l, traceID) {
+			continue
+		}
+		if strings.Contains(l, `"trace_id":"`+traceID+`"`) && strings.Contains(l, `"status":429`) {
+			logged++
+		}
+		if strings.Contains(l, `"TraceID":"`+traceID+`"`) && strings.Contains(l, `"Name":"GET /ping"`) {
+			spans++
+		}
+	}
+	if logged != 1 || spans != 1 {
+		t.Fatalf("trace %s: %d access-log lines, %d spans; want 1 and 1\n%s", traceID, logged, spans, logs)
+	}
+}
