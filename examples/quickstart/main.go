@@ -1,10 +1,13 @@
 // Command quickstart is a complete Gin service governed by gingov with no
-// external services: JSON access logs, request IDs, panic recovery, an
+// external services: JSON access logs, request IDs, panic recovery,
+// OpenTelemetry tracing (spans as JSON lines on stdout, or none), an
 // in-process rate limiter, a circuit breaker per route, one error envelope
 // for every failure, and Prometheus metrics on /metrics (RED per route, and
-// the limiter's decisions and the breakers' states).
+// the limiter's decisions and the breakers' states). One request's trace id
+// is in its span, its access-log line, its Trace-Id response header and,
+// when it fails, its error envelope.
 //
-//	make run        # or: cd examples && go run ./quickstart -addr 127.0.0.1:8080
+//	make run        # or: cd examples && go run ./quickstart -addr 127.0.0.1:8080 [-traces none]
 //	curl -i localhost:8080/ping
 //	curl -i localhost:8080/orders/42     # an application error code
 //	curl -i localhost:8080/panic         # a panic becomes the 500 envelope
@@ -38,6 +41,7 @@ import (
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
+	"github.com/gingov/gingov/tracing"
 )
 
 // ErrOrderNotFound is an application code: service 1, module 001 (orders), error 001.
@@ -46,17 +50,18 @@ var ErrOrderNotFound = errcode.MustNew(1001001, http.StatusNotFound, "ORDER_NOT_
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address (use :8080 to listen on every interface)")
+	traces := flag.String("traces", "stdout", "where spans go: stdout (JSON lines, with the logs) or none")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, os.Stdout, nil); err != nil {
+	if err := run(ctx, *addr, tracing.Exporter(*traces), os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
 // newRouter builds the governed Gin engine.
-func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, error) {
+func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provider) (*gin.Engine, error) {
 	m, err := metrics.New(reg, metrics.WithSkipPaths("/metrics"))
 	if err != nil {
 		return nil, err
@@ -94,6 +99,9 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 	r.Use(
 		logging.Recovery(logger), // outermost: every panic becomes the 500 envelope
 		logging.RequestID(),
+		// Every request gets a trace id (sampled or not) for the logs,
+		// the envelopes and the Trace-Id header.
+		tp.Middleware(tracing.WithSkipPaths("/metrics", "/healthz"), tracing.WithResponseHeader("Trace-Id")),
 		m.Middleware(),
 		logging.AccessLog(logger, logging.WithSkipPaths("/metrics", "/healthz")),
 	)
@@ -115,12 +123,22 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry) (*gin.Engine, erro
 
 // run serves until ctx is done, then shuts down gracefully. When ready is
 // not nil it receives the bound address once the service accepts requests.
-func run(ctx context.Context, addr string, logOut io.Writer, ready chan<- string) error {
+// Spans go to out as well when traces is tracing.ExporterStdout.
+func run(ctx context.Context, addr string, traces tracing.Exporter, out io.Writer, ready chan<- string) error {
 	gin.SetMode(gin.ReleaseMode)
-	logger := logging.New(logOut, slog.LevelInfo)
+	logger := logging.New(out, slog.LevelInfo)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r, err := newRouter(logger, reg)
+	topts := []tracing.Option{tracing.WithExporter(traces)}
+	if traces == tracing.ExporterStdout {
+		topts = append(topts, tracing.WithStdoutWriter(out))
+	}
+	tp, err := tracing.Setup(ctx, "quickstart", topts...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tp.Shutdown(context.Background()) }() // flushes the last spans
+	r, err := newRouter(logger, reg, tp)
 	if err != nil {
 		return err
 	}

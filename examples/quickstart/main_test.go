@@ -18,6 +18,7 @@ import (
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/testenv"
+	"github.com/gingov/gingov/tracing"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +47,7 @@ func TestQuickstartServes(t *testing.T) {
 	logs := &lockedBuf{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", logs, ready) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", tracing.ExporterStdout, logs, ready) }()
 	var base string
 	select {
 	case addr := <-ready:
@@ -54,19 +55,35 @@ func TestQuickstartServes(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
-	checkEndpoints(t, base)
+	traceID := checkEndpoints(t, base)
 
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("graceful shutdown: %v", err)
 	}
 	http.DefaultClient.CloseIdleConnections()
+	// The three signals of the failed /orders/7 share its trace id: the
+	// envelope (checked by checkEndpoints), the access-log line and the
+	// span written by the stdout exporter.
+	var logged, spans int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"trace_id":"`+traceID+`"`) &&
+			strings.Contains(line, `"route":"/orders/:id"`) {
+			logged++
+		}
+		if strings.Contains(line, `"TraceID":"`+traceID+`"`) && strings.Contains(line, `"Name":"GET /orders/:id"`) {
+			spans++
+		}
+	}
+	if logged != 1 || spans != 1 {
+		t.Fatalf("trace %s: %d access-log lines and %d spans, want 1 and 1\n%s", traceID, logged, spans, logs.String())
+	}
 	// Every request except /metrics and /healthz has a JSON access line.
 	var access int
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
+			t.Fatalf("log or span line is not JSON: %q", line)
 		}
 		if m["msg"] == "request" {
 			access++
@@ -137,15 +154,21 @@ func envelope(t *testing.T, resp *http.Response, body string) errcode.Envelope {
 	return env
 }
 
-func checkEndpoints(t *testing.T, base string) {
+// checkEndpoints checks every endpoint and returns the trace id of the
+// failed /orders/7, as its envelope and Trace-Id header gave it.
+func checkEndpoints(t *testing.T, base string) (traceID string) {
 	t.Helper()
 	resp, body := get(t, base+"/ping")
 	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"message":"pong"}` || resp.Header.Get("X-Request-ID") == "" {
 		t.Fatalf("/ping: %d %q", resp.StatusCode, body)
 	}
 	resp, body = get(t, base+"/orders/7")
-	if env := envelope(t, resp, body); resp.StatusCode != 404 || env.Code != 1001001 || env.Reason != "ORDER_NOT_FOUND" || env.Metadata["order_id"] != "7" {
+	env := envelope(t, resp, body)
+	if resp.StatusCode != 404 || env.Code != 1001001 || env.Reason != "ORDER_NOT_FOUND" || env.Metadata["order_id"] != "7" {
 		t.Fatalf("/orders/7: %d %+v", resp.StatusCode, env)
+	}
+	if traceID = env.TraceID; len(traceID) != 32 || resp.Header.Get("Trace-Id") != traceID {
+		t.Fatalf("/orders/7: envelope trace_id %q, Trace-Id header %q", traceID, resp.Header.Get("Trace-Id"))
 	}
 	resp, body = get(t, base+"/panic")
 	if env := envelope(t, resp, body); resp.StatusCode != 500 || env.Reason != "INTERNAL_PANIC" || strings.Contains(body, "very wrong") {
@@ -181,6 +204,7 @@ func checkEndpoints(t *testing.T, base string) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	return traceID
 }
 
 // TestQuickstartMetrics drives traffic through every governed path of the
@@ -192,7 +216,7 @@ func TestQuickstartMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", io.Discard, ready) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", tracing.ExporterNone, io.Discard, ready) }()
 	var addr string
 	select {
 	case addr = <-ready:
