@@ -69,7 +69,7 @@ type config struct {
 	errs       []error
 }
 
-// WithExporter selects where spans go (default [ExporterNone]).
+// WithExporter selects where spans go (default, and "": [ExporterNone]).
 func WithExporter(e Exporter) Option { return func(c *config) { c.exporter = e } }
 
 // WithEndpoint sets the OTLP collector address: "host:port", or a URL
@@ -259,6 +259,9 @@ func validate(service string, cfg *config) error {
 	}
 	if cfg.ratio != cfg.ratio || cfg.ratio < 0 || cfg.ratio > 1 {
 		return fmt.Errorf("tracing: sample ratio %v is not in [0, 1]", cfg.ratio)
+	}
+	if cfg.exporter == "" {
+		cfg.exporter = ExporterNone
 	}
 	switch cfg.exporter {
 	case ExporterNone, ExporterStdout:
