@@ -32,8 +32,8 @@ const (
 	// DefaultEurekaTimeout bounds each HTTP request to one server.
 	DefaultEurekaTimeout = 5 * time.Second
 	// DefaultEurekaHealthPath is the path of the healthCheckUrl registered
-	// with each instance.
-	DefaultEurekaHealthPath = "/healthz"
+	// with each instance: the liveness probe of the package's Server.
+	DefaultEurekaHealthPath = DefaultLivenessPath
 )
 
 // EurekaStatus is an instance status as Eureka knows it.
