@@ -11,7 +11,27 @@
 // Backends report what happens to a registration through [Event]s
 // (registered, heartbeat failed, re-registered, deregistered), so that
 // metrics and logs can follow a registration without a backend importing
-// either.
+// either. A backend may also have a Backend() string method ("nacos");
+// [Server] puts that name in its Events and in readiness.
+//
+// # Over the backends
+//
+//   - [Server] and [Serve]: the life of an instance. Listen, serve,
+//     register (retrying with backoff and jitter while serving); on
+//     shutdown readiness turns 503, the instance is deregistered (bounded),
+//     a drain delay passes, and http.Server.Shutdown lets in-flight
+//     requests finish. [SignalContext] ends a context at SIGTERM.
+//   - [Health]: /healthz and /readyz, with dependency checks, mountable
+//     on a Gin engine or any mux.
+//   - [Resolver]: the instances of a service from a watch-fed cache, and
+//     [Resolver.Counter], the live instance count (for
+//     ratelimit.FailLocalFunc).
+//   - [Transport]: an http.RoundTripper for http://<service>/path with
+//     [P2C] or [WeightedRoundRobin] balancing, avoidance of instances whose
+//     circuit breaker is open, [Canary] routing and retries of idempotent
+//     requests.
+//   - registry/registrytest: an in-memory registry for tests, and the
+//     conformance suite every backend runs against its real server.
 //
 // # Eureka
 //
