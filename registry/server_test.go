@@ -522,3 +522,80 @@ func TestSignalContext(t *testing.T) {
 		t.Fatal("SIGTERM did not end the context")
 	}
 }
+
+// Two instances serve through the registry; one shuts down while a client
+// keeps calling the service through the discovery Transport. Because the
+// instance deregisters before it stops, and drains, no call fails.
+func TestRollingShutdownWithoutErrors(t *testing.T) {
+	reg := registrytest.New()
+	var stops []func() error
+	for _, name := range []string{"a", "b"} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/who", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) })
+		s, err := registry.NewServer(mux, "127.0.0.1:0", reg, registry.ServiceInstance{Name: "orders"},
+			registry.WithDrainDelay(300*time.Millisecond), registry.WithLogger(logging.New(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, _ := run(t, s)
+		stops = append(stops, stop)
+	}
+	res, err := registry.NewResolver(reg, registry.WithResolverLogger(logging.New(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	tr, err := registry.NewTransport(res, base, registry.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, res.Counter("orders"), 2)
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var failures []error
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				resp, err := tr.Client().Get("http://orders/who")
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err)
+				} else {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					seen[string(b)]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := stops[0](); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := seen["a"]
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	if len(failures) != 0 {
+		t.Fatalf("%d calls failed during the shutdown, first: %v", len(failures), failures[0])
+	}
+	if seen["a"] == 0 || seen["b"] == 0 || seen["a"] != before {
+		t.Fatalf("calls per instance %v (a before its stop returned: %d)", seen, before)
+	}
+	t.Logf("calls per instance %v, none failed", seen)
+}
