@@ -8,7 +8,6 @@ package benchmarks
 // go-zero builds its own; all with the default pool size).
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,7 +134,7 @@ var rlCases = []rlCase{
 	{name: "gozero", syncRedis: true, setup: func(b *testing.B, addr string) decideFunc {
 		// logx writes to stdout and would split benchmark result lines;
 		// keep its lines and show them only when the case fails.
-		logs := &lockedBuffer{}
+		logs := &testenv.Buffer{}
 		logx.SetWriter(logx.NewWriter(logs))
 		b.Cleanup(func() {
 			if b.Failed() {
@@ -274,22 +273,4 @@ func scriptCalls(b *testing.B, admin *redis.Client) (calls, usec int64) {
 		usec += us
 	}
 	return calls, usec
-}
-
-// lockedBuffer is an io.Writer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
 )
@@ -40,7 +41,7 @@ func probe(t *testing.T, h http.Handler, path string) (int, readyBody, string) {
 // Readiness runs every check, bounded; failing, slow and panicking checks
 // make it 503 with their names, without their error text (logged instead).
 func TestReadinessChecks(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	block := make(chan struct{})
 	defer close(block)
 	fail := true

@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
 	"github.com/gingov/gingov/registry/registrytest"
@@ -78,24 +78,6 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run starts s.Run in the background; the returned function cancels it
 // and returns Run's error (bounded).
 func run(t *testing.T, s *registry.Server) (stop func() error, done <-chan error) {
@@ -127,7 +109,7 @@ func run(t *testing.T, s *registry.Server) (stop func() error, done <-chan error
 func TestServerLifecycle(t *testing.T) {
 	c := client(t)
 	reg := registrytest.New()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	rec := newRecorder()
 
 	var mu sync.Mutex

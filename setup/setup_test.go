@@ -1,7 +1,6 @@
 package setup_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -9,12 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.uber.org/goleak"
 
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/ratelimit/sentinel"
@@ -23,55 +20,13 @@ import (
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
-	logDir, err := os.MkdirTemp("", "gingov-setup-test")
-	if err != nil {
-		panic(err)
-	}
-	if err := sentinel.Init(sentinel.WithLogDir(logDir)); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(logDir)
-	if code == 0 {
-		// Sentinel's collectors run for the life of the process once Init
-		// has run, and the Nacos SDK leaves its log rotation and a blocked
-		// notifier behind after CloseClient: their documented leftovers.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitCpuCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitMemoryCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitLoadCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/util.StartTimeTicker.func1"),
-			goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-			goleak.IgnoreAnyFunction("github.com/nacos-group/nacos-sdk-go/v2/clients/config_client.(*ConfigClient).asyncNotifyListenConfig.func1"),
-		); err != nil {
-			println(err.Error())
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testenv.MainWithDir(m, func(dir string) error { return sentinel.Init(sentinel.WithLogDir(dir)) },
+		testenv.SentinelLeftovers()...)
 }
 
-// syncBuf collects log lines written from several goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func use(t *testing.T, cfg setup.Config, opts ...setup.Option) (*gin.Engine, *setup.Chain, *syncBuf) {
+func use(t *testing.T, cfg setup.Config, opts ...setup.Option) (*gin.Engine, *setup.Chain, *testenv.Buffer) {
 	t.Helper()
-	logs := &syncBuf{}
+	logs := &testenv.Buffer{}
 	r := gin.New()
 	ch, err := setup.Use(context.Background(), r, cfg, append([]setup.Option{setup.WithLogOutput(logs)}, opts...)...)
 	if err != nil {
@@ -361,7 +316,7 @@ tracing: {exporter: stdout, sample_ratio: 1, response_header: Trace-Id}
 ratelimit:
   rules: [{by: ip, limit: 1, period: 1m}]
 `)
-	logs := &syncBuf{}
+	logs := &testenv.Buffer{}
 	r := gin.New()
 	ch, err := setup.Use(context.Background(), r, cfg, setup.WithLogOutput(logs))
 	if err != nil {

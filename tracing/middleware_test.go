@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/tracing"
 )
@@ -27,12 +28,12 @@ import (
 // server is a service with the kit's chain around the tracing middleware.
 type server struct {
 	r    *gin.Engine
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 // newServer builds Recovery, RequestID, mw, AccessLog, errcode and routes.
 func newServer(mw gin.HandlerFunc) *server {
-	s := &server{logs: &syncBuffer{}}
+	s := &server{logs: &testenv.Buffer{}}
 	l := logging.New(s.logs, nil)
 	r := gin.New()
 	r.Use(logging.Recovery(l), logging.RequestID(), mw, logging.AccessLog(l))

@@ -7,11 +7,11 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/tracing"
 )
 
@@ -75,28 +75,10 @@ func TestSetupDefaults(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the exporter's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The stdout exporter writes spans as JSON, with the resource, once
 // Shutdown flushes the batch.
 func TestStdoutExporterFlushesOnShutdown(t *testing.T) {
-	var out syncBuffer
+	var out testenv.Buffer
 	p, err := tracing.Setup(t.Context(), "orders",
 		tracing.WithExporter(tracing.ExporterStdout), tracing.WithStdoutWriter(&out),
 		tracing.WithServiceVersion("v1.2.3"), tracing.WithServiceInstance("orders-1"))

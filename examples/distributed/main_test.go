@@ -20,28 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The Nacos SDK's documented leftovers after CloseClient.
-		goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-		goleak.IgnoreAnyFunction("github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client/naming_http.(*PushReceiver).startServer.func1"),
-	)
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	goleak.VerifyTestMain(m, testenv.NacosLeftovers()...)
 }
 
 // otlpReceiver counts OTLP/HTTP trace exports (protobuf POSTs to /v1/traces).
@@ -131,7 +110,7 @@ func TestDistributed(t *testing.T) {
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuf{}
+	logs := &testenv.Buffer{}
 	a, stopA := instance(t, path, n.HTTPAddr, logs)
 	b, stopB := instance(t, path, n.HTTPAddr, logs)
 	defer http.DefaultClient.CloseIdleConnections()

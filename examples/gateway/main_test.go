@@ -21,11 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The Nacos SDK's documented leftovers after CloseClient.
-		goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-		goleak.IgnoreAnyFunction("github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client/naming_http.(*PushReceiver).startServer.func1"),
-	)
+	goleak.VerifyTestMain(m, testenv.NacosLeftovers()...)
 }
 
 // ordersBinary builds the orders example once per test run.

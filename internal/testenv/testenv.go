@@ -64,7 +64,7 @@ func FreePort(t testing.TB) int {
 type Process struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{}
 	err  error // set before done is closed
 	once sync.Once
@@ -77,7 +77,7 @@ func Start(t testing.TB, name string, args []string, env []string, dir string) *
 	cmd := exec.CommandContext(context.Background(), name, args...) // stopped by Stop/Kill
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dir
-	out := &syncBuffer{}
+	out := &Buffer{Limit: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -250,26 +250,31 @@ func Ping(ctx context.Context, addr string) error {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers,
-// capped so a chatty server cannot fill memory.
-type syncBuffer struct {
+// Buffer is an io.Writer safe for concurrent writers and readers: tests
+// collect the log lines of the code they run in one. The zero value is
+// ready; Limit, when > 0, caps what it keeps (later writes are dropped).
+type Buffer struct {
+	Limit int
+
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-const maxOutput = 1 << 20
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf.Len()+len(p) <= maxOutput {
+	if b.Limit <= 0 || b.buf.Len()+len(p) <= b.Limit {
 		b.buf.Write(p)
 	}
 	return len(p), nil
 }
 
-func (b *syncBuffer) String() string {
+// String returns everything kept so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// maxOutput caps a server's kept output so a chatty one cannot fill memory.
+const maxOutput = 1 << 20

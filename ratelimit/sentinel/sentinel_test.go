@@ -18,42 +18,17 @@ import (
 
 	"github.com/alibaba/sentinel-golang/core/base"
 	"github.com/gin-gonic/gin"
-	"go.uber.org/goleak"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/ratelimit/sentinel"
 )
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
-	logDir, err := os.MkdirTemp("", "gingov-sentinel-test")
-	if err != nil {
-		panic(err)
-	}
-	if err := sentinel.Init(sentinel.WithLogDir(logDir)); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(logDir)
-	if code == 0 {
-		// Sentinel's own collectors run for the life of the process once
-		// Init has run; they are its documented leftovers.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitCpuCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitMemoryCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitLoadCollector.func1.1"),
-			goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/util.StartTimeTicker.func1"),
-			// The Nacos SDK's leftovers after CloseClient: its log rotation
-			// goroutine, and a notifier it leaves blocked on a channel.
-			goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-			goleak.IgnoreAnyFunction("github.com/nacos-group/nacos-sdk-go/v2/clients/config_client.(*ConfigClient).asyncNotifyListenConfig.func1"),
-		); err != nil {
-			println(err.Error())
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testenv.MainWithDir(m, func(dir string) error { return sentinel.Init(sentinel.WithLogDir(dir)) },
+		testenv.SentinelLeftovers()...)
 }
 
 func load(t *testing.T, doc string) {

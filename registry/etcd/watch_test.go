@@ -1,12 +1,10 @@
 package etcd_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,7 +134,7 @@ func TestWatch(t *testing.T) {
 // the periodic resync notices and rebuilds the watch.
 func TestWatchAcrossRestarts(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	resyncing := dial(t, e, etcd.WithResyncInterval(300*time.Millisecond),
 		etcd.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	resuming := dial(t, e, etcd.WithResyncInterval(time.Minute))
@@ -285,22 +283,4 @@ func TestClose(t *testing.T) {
 		t.Fatalf("the caller's client after Close: %v", err)
 	}
 	waitStored(t, e, keyOf(ins), false, 4*time.Second)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

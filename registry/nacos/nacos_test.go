@@ -45,13 +45,8 @@ func TestMain(m *testing.M) {
 
 // sdkLeftovers are the goroutines nacos-sdk-go v2.3.5 leaves running after
 // CloseClient, and nothing else.
-var sdkLeftovers = []goleak.Option{
-	// The SDK's log file rotation, started with its (global) logger.
-	goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-	// The 1.x UDP push receiver of each client, blocked in ReadFromUDP:
-	// it checks its context only between datagrams.
-	goleak.IgnoreAnyFunction("github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client/naming_http.(*PushReceiver).startServer.func1"),
-}
+// sdkLeftovers are the SDK's documented leftovers after CloseClient.
+var sdkLeftovers = testenv.NacosLeftovers()
 
 // recorder keeps the registration events a Registry reports.
 type recorder struct {
