@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -99,13 +101,24 @@ func AccessLog(logger *slog.Logger, opts ...Option) gin.HandlerFunc {
 	}
 	cfg.sensitive = append(append([]string(nil), DefaultSensitive...), cfg.sensitive...)
 	a := &accessLog{logger: logger, cfg: cfg}
+	if h, ok := logger.Handler().(*jsonHandler); ok {
+		a.fast, a.prefix = h, h.prefix()
+	}
 	return a.handle
 }
 
 type accessLog struct {
 	logger *slog.Logger
 	cfg    accessConfig
+	// fast is the logger's handler when it is the one of [New]: the line is
+	// then encoded here, byte for byte as slog would write it, after prefix
+	// (the logger's own attributes as slog renders them).
+	fast   *jsonHandler
+	prefix []byte
 }
+
+// lineBufs holds the buffers of the fast path.
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (a *accessLog) handle(c *gin.Context) {
 	if len(a.cfg.skip) > 0 && (a.cfg.skip[c.Request.URL.Path] || a.cfg.skip[c.FullPath()]) {
@@ -162,14 +175,23 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 	if size < 0 {
 		size = 0
 	}
+	var query string
+	if a.cfg.logQuery && c.Request.URL.RawQuery != "" {
+		query = a.redactQuery(c.Request.URL.RawQuery)
+	}
+	errText := errorText(c, info)
+	if a.fast != nil {
+		a.writeFast(c, info, level, status, latency, size, query, traceID, spanID, errText)
+		return
+	}
 	attrs := make([]slog.Attr, 0, 20)
 	attrs = append(attrs,
 		slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()),
 		slog.String("path", c.Request.URL.Path),
 	)
-	if a.cfg.logQuery && c.Request.URL.RawQuery != "" {
-		attrs = append(attrs, slog.String("query", a.redactQuery(c.Request.URL.RawQuery)))
+	if query != "" {
+		attrs = append(attrs, slog.String("query", query))
 	}
 	attrs = append(attrs,
 		slog.Int("status", status),
@@ -185,7 +207,7 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 	if info.Code != 0 {
 		attrs = append(attrs, slog.Int("code", info.Code), slog.String("reason", info.Reason))
 	}
-	if errText := errorText(c, info); errText != "" {
+	if errText != "" {
 		attrs = append(attrs, slog.String("error", errText))
 	}
 	if len(a.cfg.headers) > 0 {
@@ -205,6 +227,85 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 		}
 	}
 	a.logger.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// writeFast encodes the line as slog.JSONHandler would, with the same
+// fields in the same order, and writes it in one call.
+func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, level slog.Level, status int,
+	latency time.Duration, size int, query, traceID, spanID, errText string) {
+	bp := lineBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":`...)
+	b = appendJSONTime(b, time.Now())
+	b = append(b, `,"level":`...)
+	b = appendJSONString(b, level.String())
+	b = append(b, `,"msg":"request"`...)
+	b = append(b, a.prefix...)
+	b = appendJSONKey(b, "method")
+	b = appendJSONString(b, c.Request.Method)
+	b = appendJSONKey(b, "route")
+	b = appendJSONString(b, c.FullPath())
+	b = appendJSONKey(b, "path")
+	b = appendJSONString(b, c.Request.URL.Path)
+	if query != "" {
+		b = appendJSONKey(b, "query")
+		b = appendJSONString(b, query)
+	}
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"latency":`...)
+	b = appendJSONFloat(b, latency.Seconds())
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(size), 10)
+	b = appendJSONKey(b, "client_ip")
+	b = appendJSONString(b, c.ClientIP())
+	b = appendJSONKey(b, "user_agent")
+	b = appendJSONString(b, c.Request.UserAgent())
+	b = appendJSONKey(b, "request_id")
+	b = appendJSONString(b, info.RequestID)
+	if traceID != "" {
+		b = appendJSONKey(b, "trace_id")
+		b = appendJSONString(b, traceID)
+		b = appendJSONKey(b, "span_id")
+		b = appendJSONString(b, spanID)
+	}
+	if info.Code != 0 {
+		b = append(b, `,"code":`...)
+		b = strconv.AppendInt(b, int64(info.Code), 10)
+		b = appendJSONKey(b, "reason")
+		b = appendJSONString(b, info.Reason)
+	}
+	if errText != "" {
+		b = appendJSONKey(b, "error")
+		b = appendJSONString(b, errText)
+	}
+	opened := false
+	for _, name := range a.cfg.headers {
+		v := c.Request.Header.Get(name)
+		if v == "" {
+			continue
+		}
+		if a.sensitive(name) {
+			v = Redacted
+		}
+		if opened {
+			b = append(b, ',')
+		} else {
+			b = append(b, `,"headers":{`...)
+			opened = true
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	if opened {
+		b = append(b, '}')
+	}
+	b = append(b, '}', '\n')
+	_, _ = a.fast.out.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		lineBufs.Put(bp)
+	}
 }
 
 // errorText is the internal error text of the request: the cause of the

@@ -16,12 +16,15 @@ import (
 )
 
 // New returns a JSON logger writing to w at the given minimum level
-// (nil means INFO): the one log format of gingov.
+// (nil means INFO): the one log format of gingov. Its handler behaves as
+// slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}); each line is
+// one Write call on w, serialised across the logger and the loggers derived
+// from it.
 func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	if level == nil {
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(newJSONHandler(w, level))
 }
 
 // FromContext returns a logger carrying the request's request_id, trace_id
