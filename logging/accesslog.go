@@ -2,6 +2,7 @@ package logging
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/reqinfo"
@@ -166,10 +168,11 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 	if !a.logger.Enabled(ctx, level) {
 		return
 	}
-	latency := time.Since(start)
-	traceID, spanID := reqinfo.TraceIDs(entryCtx)
-	if traceID == "" {
-		traceID, spanID = reqinfo.TraceIDs(ctx)
+	now := time.Now()
+	latency := now.Sub(start)
+	sc := trace.SpanContextFromContext(entryCtx)
+	if !sc.IsValid() {
+		sc = trace.SpanContextFromContext(ctx)
 	}
 	size := c.Writer.Size()
 	if size < 0 {
@@ -181,7 +184,7 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 	}
 	errText := errorText(c, info)
 	if a.fast != nil {
-		a.writeFast(c, info, level, status, latency, size, query, traceID, spanID, errText)
+		a.writeFast(c, info, now, level, status, latency, size, query, sc, errText)
 		return
 	}
 	attrs := make([]slog.Attr, 0, 20)
@@ -201,8 +204,8 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 		slog.String("user_agent", c.Request.UserAgent()),
 		slog.String("request_id", info.RequestID),
 	)
-	if traceID != "" {
-		attrs = append(attrs, slog.String("trace_id", traceID), slog.String("span_id", spanID))
+	if sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	if info.Code != 0 {
 		attrs = append(attrs, slog.Int("code", info.Code), slog.String("reason", info.Reason))
@@ -231,11 +234,11 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 
 // writeFast encodes the line as slog.JSONHandler would, with the same
 // fields in the same order, and writes it in one call.
-func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, level slog.Level, status int,
-	latency time.Duration, size int, query, traceID, spanID, errText string) {
+func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, now time.Time, level slog.Level, status int,
+	latency time.Duration, size int, query string, sc trace.SpanContext, errText string) {
 	bp := lineBufs.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":`...)
-	b = appendJSONTime(b, time.Now())
+	b = appendJSONTime(b, now)
 	b = append(b, `,"level":`...)
 	b = appendJSONString(b, level.String())
 	b = append(b, `,"msg":"request"`...)
@@ -262,11 +265,13 @@ func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, level slog.Lev
 	b = appendJSONString(b, c.Request.UserAgent())
 	b = appendJSONKey(b, "request_id")
 	b = appendJSONString(b, info.RequestID)
-	if traceID != "" {
-		b = appendJSONKey(b, "trace_id")
-		b = appendJSONString(b, traceID)
-		b = appendJSONKey(b, "span_id")
-		b = appendJSONString(b, spanID)
+	if sc.IsValid() {
+		tid, sid := sc.TraceID(), sc.SpanID()
+		b = append(b, `,"trace_id":"`...)
+		b = hex.AppendEncode(b, tid[:])
+		b = append(b, `","span_id":"`...)
+		b = hex.AppendEncode(b, sid[:])
+		b = append(b, '"')
 	}
 	if info.Code != 0 {
 		b = append(b, `,"code":`...)

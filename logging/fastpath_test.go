@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/internal/reqinfo"
 )
@@ -175,6 +176,12 @@ func TestAccessLineFastMatchesSlog(t *testing.T) {
 						Header:     http.Header{"X-Odd": {s}, "Authorization": {"Bearer x"}, "User-Agent": {s}},
 						RemoteAddr: "127.0.0.1:1234",
 					}
+					if i%3 == 0 {
+						c.Request = c.Request.WithContext(trace.ContextWithSpanContext(c.Request.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+							TraceID: trace.TraceID{0xab, byte(i), 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xf0},
+							SpanID:  trace.SpanID{1, 2, 0xcd, 4, 5, 6, 7, byte(i + 1)},
+						})))
+					}
 					info := reqinfo.Ensure(c)
 					info.RequestID = s
 					if status >= 400 {
@@ -201,7 +208,8 @@ func TestAccessLineFastMatchesSlog(t *testing.T) {
 			t.Fatalf("%s: %d fast lines, %d slog lines, want %d", wname, len(fl)-1, len(sl)-1, n)
 		}
 		for _, want := range []string{`"headers":{"X-Odd":`, `"Authorization":"[REDACTED]"`, `"query":"q=`, `"error":"cause `,
-			`"error":"Error #01: gin error`, `"code":40003,"reason":"REASON_`, `"level":"WARN+2"`, `"level":"ERROR"`} {
+			`"error":"Error #01: gin error`, `"code":40003,"reason":"REASON_`, `"level":"WARN+2"`, `"level":"ERROR"`,
+			`"trace_id":"ab00030405060708090a0b0c0d0e0ff0","span_id":"0102cd0405060701"`} {
 			if !strings.Contains(fastBuf.String(), want) {
 				t.Errorf("%s: no line holds %s", wname, want)
 			}
