@@ -223,14 +223,36 @@ func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []st
 	}
 	h := c.Writer.Header()
 	resetSecs := int64(math.Ceil(d.ResetAfter.Seconds()))
+	// Every value is a substring of one string, and the header slices share
+	// one array: two allocations whatever the headers.
+	var buf [128]byte
+	b := buf[:0]
+	var ends [4]int
 	if g.headers&HeadersLegacy != 0 {
-		v := make([]string, 3)
-		v[0], v[1] = strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining)
-		v[2] = strconv.FormatInt(time.Now().Unix()+resetSecs, 10)
-		h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1], v[1:2], v[2:3]
+		b = strconv.AppendInt(b, int64(d.Limit), 10)
+		ends[0] = len(b)
+		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		ends[1] = len(b)
+		b = strconv.AppendInt(b, time.Now().Unix()+resetSecs, 10)
+		ends[2] = len(b)
 	}
 	if g.headers&HeadersIETF != 0 {
+		b = append(b, r.ietfName...)
+		b = append(b, ";r="...)
+		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, resetSecs, 10)
+		ends[3] = len(b)
+	}
+	all := string(b)
+	v := make([]string, 4)
+	if g.headers&HeadersLegacy != 0 {
+		v[0], v[1], v[2] = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]]
+		h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1:1], v[1:2:2], v[2:3:3]
+	}
+	if g.headers&HeadersIETF != 0 {
+		v[3] = all[ends[2]:ends[3]]
 		h[hdrPolicy] = policy
-		h[hdrRateLimit] = []string{r.ietfName + ";r=" + strconv.Itoa(d.Remaining) + ";t=" + strconv.FormatInt(resetSecs, 10)}
+		h[hdrRateLimit] = v[3:4:4]
 	}
 }

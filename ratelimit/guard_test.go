@@ -109,6 +109,31 @@ func TestGuardIETFHeaders(t *testing.T) {
 	}
 }
 
+// Both header sets at once carry their own values, and adding to one field
+// leaves the others as they were.
+func TestGuardLegacyAndIETFHeadersTogether(t *testing.T) {
+	g := mustGuard(t, nil, ratelimit.PerIP(150, time.Minute),
+		ratelimit.WithHeaders(ratelimit.HeadersLegacy|ratelimit.HeadersIETF))
+	w := do(engine(t, g), "/x")
+	h := w.Header()
+	h.Add("X-RateLimit-Limit", "extra")
+	if got := h.Values("X-RateLimit-Limit"); len(got) != 2 || got[0] != "150" {
+		t.Fatalf("X-RateLimit-Limit %q", got)
+	}
+	if got := h.Values("X-RateLimit-Remaining"); len(got) != 1 || got[0] != "149" {
+		t.Fatalf("X-RateLimit-Remaining %q", got)
+	}
+	if reset, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err != nil || reset < time.Now().Unix() {
+		t.Fatalf("X-RateLimit-Reset %q", h.Get("X-RateLimit-Reset"))
+	}
+	if got := h.Get("RateLimit"); got != `"ip";r=149;t=1` {
+		t.Fatalf("RateLimit %q", got)
+	}
+	if got := h.Get("RateLimit-Policy"); got != `"ip";q=150;w=60` {
+		t.Fatalf("RateLimit-Policy %q", got)
+	}
+}
+
 // A client cannot pick its own key through X-Forwarded-For unless the
 // proxy it comes through is trusted.
 func TestGuardIgnoresSpoofedForwardedFor(t *testing.T) {
