@@ -196,6 +196,9 @@ func (r *Resolver) nodes(ctx context.Context, name string) (*nodeSet, error) {
 	if ns := s.set.Load(); ns != nil {
 		return ns, nil
 	}
+	if err := ctx.Err(); err != nil { // decided before the wait, where select would pick at random
+		return nil, err
+	}
 	t := time.NewTimer(r.cfg.initTimeout)
 	defer t.Stop()
 	select {
