@@ -54,12 +54,9 @@ func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wai
 // start (unless missing or empty) and whenever it changes. An error from
 // apply rejects that version (logged); the first one must be accepted.
 func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
-	cfg := sourceConfig{interval: DefaultPollInterval}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.interval <= 0 {
-		return nil, errors.New("sentinel: poll interval must be > 0")
+	cfg, err := newSourceConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	if src.DataID == "" {
 		return nil, errors.New("sentinel: Nacos source needs a DataID")

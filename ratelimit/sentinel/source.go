@@ -74,6 +74,17 @@ type sourceConfig struct {
 	onReload func(error)
 }
 
+func newSourceConfig(opts []SourceOption) (sourceConfig, error) {
+	cfg := sourceConfig{interval: DefaultPollInterval}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.interval <= 0 {
+		return cfg, errors.New("sentinel: poll interval must be > 0")
+	}
+	return cfg, nil
+}
+
 // WithSourceLogger logs loads and rejections (default slog.Default()).
 func WithSourceLogger(l *slog.Logger) SourceOption { return func(c *sourceConfig) { c.logger = l } }
 
@@ -100,12 +111,9 @@ func WatchFile(ctx context.Context, path string, opts ...SourceOption) (wait fun
 // content at start and whenever it changes. An error from apply rejects
 // that version (logged); the first one must be accepted.
 func WatchFileFunc(ctx context.Context, path string, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
-	cfg := sourceConfig{interval: DefaultPollInterval}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.interval <= 0 {
-		return nil, errors.New("sentinel: poll interval must be > 0")
+	cfg, err := newSourceConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	a := newApplier("file:"+path, apply, cfg)
 	data, err := os.ReadFile(path)
