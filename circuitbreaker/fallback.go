@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // Fallback serves a request that governance rejected (an open breaker, a
@@ -24,7 +24,7 @@ func RunFallback(c *gin.Context, fb Fallback, cause error, logger *slog.Logger) 
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			if reqinfo.ClassifyPanic(p) == reqinfo.PanicAbort {
+			if reqstate.ClassifyPanic(p) == reqstate.PanicAbort {
 				panic(p)
 			}
 			logger.ErrorContext(c.Request.Context(), "fallback panicked", "route", c.FullPath(), "panic", fmt.Sprint(p))

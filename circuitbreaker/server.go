@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // DefaultMaxBreakers bounds the breakers of a Server or Transport; names
@@ -231,7 +231,7 @@ func (s *Server) Middleware() gin.HandlerFunc {
 				return
 			}
 			if p := recover(); p != nil {
-				if reqinfo.ObservePanic(c, p) == reqinfo.StatusClientClosedRequest {
+				if reqstate.ObservePanic(c, p) == reqstate.StatusClientClosedRequest {
 					done(excluded)
 				} else {
 					done(failed)

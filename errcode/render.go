@@ -11,7 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/internal/jsonstr"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // ContentType is the content type of every envelope.
@@ -66,14 +66,14 @@ func Write(c *gin.Context, err error) {
 	c.Abort()
 	ctx := c.Request.Context()
 	var requestID string
-	if info := reqinfo.From(ctx); info != nil {
+	if info := reqstate.From(ctx); info != nil {
 		info.Code, info.Reason, info.Cause = e.code.code, e.code.reason, e.cause
 		requestID = info.RequestID
 	}
 	if c.Writer.Written() {
 		return
 	}
-	traceID, _ := reqinfo.TraceIDs(ctx)
+	traceID, _ := reqstate.TraceIDs(ctx)
 	env := Envelope{
 		Code:      e.code.code,
 		Reason:    e.code.reason,

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // Tests here do not run in parallel: SetRenderer is process-wide.
@@ -319,9 +319,9 @@ func TestWriteNil(t *testing.T) {
 
 func TestRequestInfo(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	var info *reqinfo.Info
+	var info *reqstate.Info
 	r := newEngine(func(c *gin.Context) {
-		info = reqinfo.Ensure(c)
+		info = reqstate.Ensure(c)
 		info.RequestID = "rid-1"
 		c.Next()
 	})
@@ -334,17 +334,17 @@ func TestRequestInfo(t *testing.T) {
 		t.Errorf("request_id = %q; want rid-1", env.RequestID)
 	}
 	if info.Code != 500001 || info.Reason != "INTERNAL" {
-		t.Errorf("reqinfo code = %d %q; want 500001 INTERNAL", info.Code, info.Reason)
+		t.Errorf("reqstate code = %d %q; want 500001 INTERNAL", info.Code, info.Reason)
 	}
 	if !errors.Is(info.Cause, cause) {
-		t.Errorf("reqinfo cause = %v; want it to wrap %v", info.Cause, cause)
+		t.Errorf("reqstate cause = %v; want it to wrap %v", info.Cause, cause)
 	}
 
 	info = nil
 	rec = serve(r, http.MethodGet, "/nope", nil)
 	env = checkEnvelope(t, rec, errcode.NotFound)
 	if env.RequestID != "rid-1" || info == nil || info.Code != 404001 || info.Reason != "NOT_FOUND" || info.Cause != nil {
-		t.Errorf("404: request_id %q, reqinfo %+v; want rid-1, 404001 NOT_FOUND, nil cause", env.RequestID, info)
+		t.Errorf("404: request_id %q, reqstate %+v; want rid-1, 404001 NOT_FOUND, nil cause", env.RequestID, info)
 	}
 }
 
@@ -396,7 +396,7 @@ func TestSetRenderer(t *testing.T) {
 		got = env
 		c.Data(status, "text/plain; charset=utf-8", []byte("custom "+env.Reason))
 	})
-	r := newEngine(func(c *gin.Context) { reqinfo.Ensure(c).RequestID = "rid-2"; c.Next() })
+	r := newEngine(func(c *gin.Context) { reqstate.Ensure(c).RequestID = "rid-2"; c.Next() })
 	r.GET("/fail", func(c *gin.Context) { _ = c.Error(errcode.Conflict.WithMetadata("k", "v")) })
 
 	rec := serve(r, http.MethodGet, "/nope", nil)

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // Redacted replaces the value of a sensitive header or query parameter.
@@ -128,7 +128,7 @@ func (a *accessLog) handle(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	info := reqinfo.Ensure(c)
+	info := reqstate.Ensure(c)
 	info.Logger = a.logger
 	entryCtx := c.Request.Context()
 	completed := false
@@ -141,7 +141,7 @@ func (a *accessLog) handle(c *gin.Context) {
 		if p == nil {
 			return
 		}
-		status := reqinfo.ObservePanic(c, p)
+		status := reqstate.ObservePanic(c, p)
 		code := errcode.Panic
 		if status == StatusClientClosedRequest {
 			code = errcode.ClientClosed
@@ -156,7 +156,7 @@ func (a *accessLog) handle(c *gin.Context) {
 	a.write(c, info, entryCtx, start, c.Writer.Status())
 }
 
-func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.Context, start time.Time, status int) {
+func (a *accessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.Context, start time.Time, status int) {
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:
@@ -234,7 +234,7 @@ func (a *accessLog) write(c *gin.Context, info *reqinfo.Info, entryCtx context.C
 
 // writeFast encodes the line as slog.JSONHandler would, with the same
 // fields in the same order, and writes it in one call.
-func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, now time.Time, level slog.Level, status int,
+func (a *accessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time, level slog.Level, status int,
 	latency time.Duration, size int, query string, sc trace.SpanContext, errText string) {
 	bp := lineBufs.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":`...)
@@ -315,7 +315,7 @@ func (a *accessLog) writeFast(c *gin.Context, info *reqinfo.Info, now time.Time,
 
 // errorText is the internal error text of the request: the cause of the
 // rendered envelope, else the errors handlers added with c.Error.
-func errorText(c *gin.Context, info *reqinfo.Info) string {
+func errorText(c *gin.Context, info *reqstate.Info) string {
 	if info.Cause != nil {
 		return info.Cause.Error()
 	}

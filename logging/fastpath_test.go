@@ -18,7 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // oddStrings are the strings that exercise every escaping rule of slog's
@@ -182,7 +182,7 @@ func TestAccessLineFastMatchesSlog(t *testing.T) {
 							SpanID:  trace.SpanID{1, 2, 0xcd, 4, 5, 6, 7, byte(i + 1)},
 						})))
 					}
-					info := reqinfo.Ensure(c)
+					info := reqstate.Ensure(c)
 					info.RequestID = s
 					if status >= 400 {
 						info.Code, info.Reason = 40000+i, "REASON_"+s

@@ -11,8 +11,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"sync"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // New returns a JSON logger writing to w at the given minimum level
@@ -27,11 +29,26 @@ func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(newJSONHandler(w, level))
 }
 
+// Default returns the kit's default logger: JSON lines on os.Stderr at
+// INFO, in the format of [New]. Every gingov constructor given a nil
+// *slog.Logger logs through it. It is created on first use and shared.
+func Default() *slog.Logger { return defaultLogger() }
+
+var defaultLogger = sync.OnceValue(func() *slog.Logger { return New(os.Stderr, nil) })
+
+// OrDefault returns l, or [Default] when l is nil.
+func OrDefault(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return Default()
+	}
+	return l
+}
+
 // FromContext returns a logger carrying the request's request_id, trace_id
 // and span_id, for handlers: logging.FromContext(c.Request.Context()).Info(...).
 // Its base is the logger given to [AccessLog], else slog.Default().
 func FromContext(ctx context.Context) *slog.Logger {
-	info := reqinfo.From(ctx)
+	info := reqstate.From(ctx)
 	base := slog.Default()
 	if info != nil && info.Logger != nil {
 		base = info.Logger
@@ -40,14 +57,14 @@ func FromContext(ctx context.Context) *slog.Logger {
 }
 
 // withRequestAttrs adds the request's IDs to l.
-func withRequestAttrs(l *slog.Logger, ctx context.Context, info *reqinfo.Info) *slog.Logger {
+func withRequestAttrs(l *slog.Logger, ctx context.Context, info *reqstate.Info) *slog.Logger {
 	var attrs [3]any
 	n := 0
 	if info != nil && info.RequestID != "" {
 		attrs[n] = slog.String("request_id", info.RequestID)
 		n++
 	}
-	if traceID, spanID := reqinfo.TraceIDs(ctx); traceID != "" {
+	if traceID, spanID := reqstate.TraceIDs(ctx); traceID != "" {
 		attrs[n] = slog.String("trace_id", traceID)
 		attrs[n+1] = slog.String("span_id", spanID)
 		n += 2

@@ -8,11 +8,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // StatusClientClosedRequest is recorded for requests whose client went away.
-const StatusClientClosedRequest = reqinfo.StatusClientClosedRequest
+const StatusClientClosedRequest = reqstate.StatusClientClosedRequest
 
 // Recovery turns a panic anywhere below it into the [errcode.Panic] envelope
 // (500) and logs the panic value and its stack once, at ERROR, with the
@@ -33,12 +33,12 @@ func Recovery(logger *slog.Logger) gin.HandlerFunc {
 				return
 			}
 			ctx := c.Request.Context()
-			info := reqinfo.From(ctx)
+			info := reqstate.From(ctx)
 			l := withRequestAttrs(logger, ctx, info)
-			switch reqinfo.ClassifyPanic(p) {
-			case reqinfo.PanicAbort:
+			switch reqstate.ClassifyPanic(p) {
+			case reqstate.PanicAbort:
 				panic(p)
-			case reqinfo.PanicBrokenPipe:
+			case reqstate.PanicBrokenPipe:
 				l.LogAttrs(ctx, slog.LevelWarn, "client connection broken",
 					slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
 					slog.String("error", fmt.Sprint(p)))

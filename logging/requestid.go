@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // DefaultRequestIDHeader is the header a request ID is read from and echoed in.
@@ -63,7 +63,7 @@ func RequestID(opts ...RequestIDOption) gin.HandlerFunc {
 				id = NewRequestID()
 			}
 		}
-		info := reqinfo.Ensure(c)
+		info := reqstate.Ensure(c)
 		info.RequestID, info.IDHeader[0] = id, id
 		c.Writer.Header()[cfg.header] = info.IDHeader[:]
 		c.Next()
@@ -72,7 +72,7 @@ func RequestID(opts ...RequestIDOption) gin.HandlerFunc {
 
 // RequestIDFromContext returns the request's ID, or "" when RequestID did not run.
 func RequestIDFromContext(ctx context.Context) string {
-	if i := reqinfo.From(ctx); i != nil {
+	if i := reqstate.From(ctx); i != nil {
 		return i.RequestID
 	}
 	return ""

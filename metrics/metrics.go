@@ -30,7 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // DefaultBuckets are the request-duration histogram buckets, in seconds:
@@ -326,7 +326,7 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 				return
 			}
 			if p := recover(); p != nil {
-				m.observe(c, reqinfo.ObservePanic(c, p), start)
+				m.observe(c, reqstate.ObservePanic(c, p), start)
 				panic(p)
 			}
 		}()

@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // DefaultResponseHeader is a conventional name for [WithResponseHeader].
@@ -294,12 +294,12 @@ func (s *serverSpan) End(opts ...trace.SpanEndOption) {
 func (s *serverSpan) recordPanic(p any) {
 	st := s.st
 	st.panicked = true
-	status := reqinfo.ObservePanic(st.c, p)
+	status := reqstate.ObservePanic(st.c, p)
 	if !s.IsRecording() {
 		return
 	}
 	var stack string
-	if info := reqinfo.From(st.c.Request.Context()); info != nil {
+	if info := reqstate.From(st.c.Request.Context()); info != nil {
 		stack = string(info.PanicStack)
 	}
 	s.SetAttributes(attribute.Int("http.response.status_code", status))

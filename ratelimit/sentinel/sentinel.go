@@ -35,7 +35,7 @@ import (
 
 	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqinfo"
+	"github.com/gingov/gingov/internal/reqstate"
 )
 
 // UnmatchedResource is the one resource of requests that matched no route.
@@ -238,7 +238,7 @@ func (f *Flow) Middleware() gin.HandlerFunc {
 		defer func() {
 			if !completed {
 				if p := recover(); p != nil {
-					if reqinfo.ObservePanic(c, p) != reqinfo.StatusClientClosedRequest {
+					if reqstate.ObservePanic(c, p) != reqstate.StatusClientClosedRequest {
 						sentinelapi.TraceError(entry, fmt.Errorf("panic: %v", p))
 					}
 					entry.Exit()

@@ -1,7 +1,7 @@
-// Package reqinfo holds the per-request state that gingov's middlewares share
+// Package reqstate holds the per-request state that gingov's middlewares share
 // (request ID, the logger handlers log with, and the error rendered for the
 // request), so that each request needs at most one context value for all of it.
-package reqinfo
+package reqstate
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package reqinfo
+package reqstate
 
 import (
 	"context"
