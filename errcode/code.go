@@ -73,12 +73,17 @@ type Code struct {
 	solution string
 }
 
-// Option configures a Code at declaration.
-type Option func(*Code)
+// Option configures [New], [MustNew] and [Registry.New].
+type Option interface{ applyCode(*Code) }
 
-// WithSolution attaches a hint that tells the client what to do about the error.
-// It is sent in the envelope's "solution" field.
-func WithSolution(s string) Option { return func(c *Code) { c.solution = s } }
+type codeOption func(*Code)
+
+func (f codeOption) applyCode(c *Code) { f(c) }
+
+// WithSolution attaches a hint that tells the client what to do about the
+// error. It is sent in the envelope's "solution" field. Default none ("":
+// the field is left out).
+func WithSolution(s string) Option { return codeOption(func(c *Code) { c.solution = s }) }
 
 // valid reports whether c was declared (a zero or nil Code was not).
 func (c *Code) valid() bool {
@@ -167,13 +172,10 @@ func Codes() []*Code { return defaultRegistry.Codes() }
 // New validates and declares a code. The code must follow the tier scheme
 // with a service of 1..MaxService, the status must be 400..599, the reason
 // UPPER_SNAKE of at most MaxReasonLen bytes and the message non-empty.
-// A code or reason declared before is an error.
+// A code or reason declared before, or a nil option, is an error.
 func (r *Registry) New(code, status int, reason, message string, opts ...Option) (*Code, error) {
-	c := &Code{code: code, status: status, reason: reason, message: message}
-	for _, o := range opts {
-		o(c)
-	}
-	if err := validate(c, false); err != nil {
+	c, err := newCode(code, status, reason, message, opts)
+	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
@@ -207,6 +209,21 @@ func (r *Registry) Codes() []*Code {
 	r.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].code < out[j].code })
 	return out
+}
+
+// newCode applies opts in order and validates the result.
+func newCode(code, status int, reason, message string, opts []Option) (*Code, error) {
+	c := &Code{code: code, status: status, reason: reason, message: message}
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("errcode: option %d is nil", i+1)
+		}
+		o.applyCode(c)
+	}
+	if err := validate(c, false); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func validate(c *Code, kit bool) error {

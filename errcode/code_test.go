@@ -454,3 +454,15 @@ func codesOf(cs []*errcode.Code) []int {
 	}
 	return out
 }
+
+func TestRegistryNewNilOption(t *testing.T) {
+	t.Parallel()
+	r := errcode.NewRegistry()
+	_, err := r.New(8001004, http.StatusNotFound, "ITEM_NOT_FOUND", "item not found", errcode.WithSolution("x"), nil)
+	if err == nil || err.Error() != "errcode: option 2 is nil" {
+		t.Fatalf("nil option: %v", err)
+	}
+	if _, ok := r.Lookup(8001004); ok {
+		t.Error("a code declared with a nil option was kept")
+	}
+}
