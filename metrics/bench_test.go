@@ -28,8 +28,8 @@ func withSpan(sampled bool) gin.HandlerFunc {
 	}
 }
 
-func newMetrics(b *testing.B, opts ...metrics.Option) *metrics.Metrics {
-	m, err := metrics.New(prometheus.NewRegistry(), opts...)
+func newHTTP(b *testing.B, opts ...metrics.HTTPOption) *metrics.HTTP {
+	m, err := metrics.NewHTTP(prometheus.NewRegistry(), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,12 +42,12 @@ func newMetrics(b *testing.B, opts ...metrics.Option) *metrics.Metrics {
 // (exemplar with its trace ID).
 func BenchmarkMiddleware(b *testing.B) {
 	b.Run("bare", func(b *testing.B) { benchping.Run(b) })
-	b.Run("metrics", func(b *testing.B) { benchping.Run(b, newMetrics(b).Middleware()) })
+	b.Run("metrics", func(b *testing.B) { benchping.Run(b, newHTTP(b).Middleware()) })
 	b.Run("metrics-native", func(b *testing.B) {
-		benchping.Run(b, newMetrics(b, metrics.WithNativeHistograms(1.1)).Middleware())
+		benchping.Run(b, newHTTP(b, metrics.WithNativeHistograms(1.1)).Middleware())
 	})
-	b.Run("span-unsampled", func(b *testing.B) { benchping.Run(b, withSpan(false), newMetrics(b).Middleware()) })
-	b.Run("span-sampled-exemplar", func(b *testing.B) { benchping.Run(b, withSpan(true), newMetrics(b).Middleware()) })
+	b.Run("span-unsampled", func(b *testing.B) { benchping.Run(b, withSpan(false), newHTTP(b).Middleware()) })
+	b.Run("span-sampled-exemplar", func(b *testing.B) { benchping.Run(b, withSpan(true), newHTTP(b).Middleware()) })
 }
 
 // BenchmarkOnDecision is the cost the governance metrics add to each
@@ -79,7 +79,7 @@ func TestHotPathAllocations(t *testing.T) {
 		req := httptest.NewRequest("GET", "/ping", nil)
 		return testing.AllocsPerRun(200, func() { r.ServeHTTP(httptest.NewRecorder(), req) })
 	}
-	m, err := metrics.New(prometheus.NewRegistry())
+	m, err := metrics.NewHTTP(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 // limiter and the breakers report through their hooks.
 func ExampleNewGovernance() {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.NewHTTP(reg)
 	if err != nil {
 		panic(err)
 	}

@@ -25,7 +25,7 @@ import (
 func populated(t *testing.T) *prometheus.Registry {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.NewHTTP(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

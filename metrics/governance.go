@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/registry"
 )
@@ -17,13 +18,10 @@ import (
 var DefaultRedisBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5}
 
 // WithRedisBuckets sets the buckets of the Redis rate-limit latency
-// histogram, in seconds (default [DefaultRedisBuckets]). NewGovernance only.
-func WithRedisBuckets(b ...float64) Option {
-	return func(c *config) {
-		if c.only(forGovernance, "WithRedisBuckets") {
-			c.redisBuckets = b
-		}
-	}
+// histogram, in seconds (default [DefaultRedisBuckets]); they must be
+// strictly increasing.
+func WithRedisBuckets(b ...float64) GovernanceOption {
+	return governanceOption(func(c *config) { c.redisBuckets = b })
 }
 
 // Governance holds the metrics of the kit's governance middlewares and
@@ -80,7 +78,8 @@ type Governance struct {
 	registered   *prometheus.GaugeVec
 	regEvents    *prometheus.CounterVec
 
-	decisionSeries cowMap[decisionKey, *decisionSeries]
+	decisionSeries cowmap.Map[decisionKey, *decisionSeries]
+	redisLimiters  cowmap.Map[string, *redisSeries]
 }
 
 type decisionKey struct {
@@ -95,13 +94,13 @@ type decisionSeries struct {
 }
 
 // NewGovernance creates the governance collectors (see [Governance]) and
-// registers them on reg. It fails when reg is nil, an option is invalid or
-// belongs to [New], or registration fails.
-func NewGovernance(reg prometheus.Registerer, opts ...Option) (*Governance, error) {
+// registers them on reg. It fails when reg is nil, an option is nil or
+// invalid, or registration fails.
+func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Governance, error) {
 	if reg == nil {
 		return nil, errors.New("metrics: nil Registerer")
 	}
-	cfg, err := newConfig(forGovernance, opts)
+	cfg, err := newConfig(opts, GovernanceOption.applyGovernance)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +135,7 @@ func NewGovernance(reg prometheus.Registerer, opts ...Option) (*Governance, erro
 		regEvents: counter("registry_events_total",
 			"Service registry events, by backend, service and event.", "backend", "service", "event"),
 	}
+	g.decisionSeries.Limit = maxCachedSeries
 	if err := register(reg, g.decisions, g.redisLatency, g.redisUp, g.healthChange, g.fallbacks,
 		g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents); err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func NewGovernance(reg prometheus.Registerer, opts ...Option) (*Governance, erro
 // OnDecision records a rate-limit decision; pass it to ratelimit.WithOnDecision.
 func (g *Governance) OnDecision(_ context.Context, e ratelimit.Event) {
 	k := decisionKey{e.Rule, e.Decision.Allowed, e.Decision.Source}
-	s, ok := g.decisionSeries.load(k)
+	s, ok := g.decisionSeries.Load(k)
 	if !ok {
 		if s = g.newDecisionSeries(k); s == nil {
 			return
@@ -173,33 +173,66 @@ func (g *Governance) newDecisionSeries(k decisionKey) *decisionSeries {
 			return nil
 		}
 	}
-	g.decisionSeries.store(k, s)
+	s, _ = g.decisionSeries.LoadOrStore(k, s)
 	return s
 }
 
 // RedisHealthHook returns the health hook of a Redis-backed limiter named
-// limiter, for ratelimit.WithOnHealthChange. It sets the limiter's
-// gingov_ratelimit_redis_up to 1 at once (a limiter starts healthy), then
-// follows its changes.
+// limiter, for ratelimit.WithOnHealthChange. Give it only to a limiter
+// that has a Redis: the limiter's Redis series (gingov_ratelimit_redis_up,
+// its health changes and fallback activations) appear when it is called,
+// redis_up at 1 (a limiter starts healthy), then follow its changes. A
+// Governance no Redis limiter reported to exports none of them.
 func (g *Governance) RedisHealthHook(limiter string) func(up bool, err error) {
-	gauge, err := g.redisUp.GetMetricWithLabelValues(limiter)
-	if err != nil {
+	s := g.redisLimiter(limiter)
+	if s == nil {
 		return func(bool, error) {}
 	}
-	gauge.Set(1)
-	upC, _ := g.healthChange.GetMetricWithLabelValues(limiter, "up")
-	downC, _ := g.healthChange.GetMetricWithLabelValues(limiter, "down")
-	fb, _ := g.fallbacks.GetMetricWithLabelValues(limiter)
 	return func(up bool, _ error) {
 		if up {
-			gauge.Set(1)
-			upC.Inc()
+			s.up.Set(1)
+			s.upChanges.Inc()
 			return
 		}
-		gauge.Set(0)
-		downC.Inc()
-		fb.Inc()
+		s.up.Set(0)
+		s.downChanges.Inc()
+		s.fallbacks.Inc()
 	}
+}
+
+// redisSeries are the series of one Redis-backed limiter.
+type redisSeries struct {
+	up                     prometheus.Gauge
+	upChanges, downChanges prometheus.Counter
+	fallbacks              prometheus.Counter
+}
+
+// redisLimiter returns the series of the Redis-backed limiter named
+// limiter, creating them at its first report: redis_up at 1, the counters
+// at 0. It returns nil when limiter is not a valid label value.
+func (g *Governance) redisLimiter(limiter string) *redisSeries {
+	if s, ok := g.redisLimiters.Load(limiter); ok {
+		return s
+	}
+	var s redisSeries
+	var err error
+	if s.up, err = g.redisUp.GetMetricWithLabelValues(limiter); err != nil {
+		return nil
+	}
+	if s.upChanges, err = g.healthChange.GetMetricWithLabelValues(limiter, "up"); err != nil {
+		return nil
+	}
+	if s.downChanges, err = g.healthChange.GetMetricWithLabelValues(limiter, "down"); err != nil {
+		return nil
+	}
+	if s.fallbacks, err = g.fallbacks.GetMetricWithLabelValues(limiter); err != nil {
+		return nil
+	}
+	p, loaded := g.redisLimiters.LoadOrStore(limiter, &s)
+	if !loaded {
+		p.up.Set(1)
+	}
+	return p
 }
 
 // OnSentinelBlock counts a request blocked by Sentinel; pass it to the

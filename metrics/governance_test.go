@@ -28,9 +28,9 @@ func TestNewGovernanceValidates(t *testing.T) {
 	if _, err := metrics.NewGovernance(nil); err == nil || err.Error() != "metrics: nil Registerer" {
 		t.Fatalf("nil registerer: %v", err)
 	}
-	if _, err := metrics.NewGovernance(prometheus.NewRegistry(), metrics.WithSkipPaths("/x")); err == nil ||
-		err.Error() != "metrics: WithSkipPaths does not apply to NewGovernance" {
-		t.Fatalf("RED option: %v", err)
+	if _, err := metrics.NewGovernance(prometheus.NewRegistry(), metrics.WithNamespace("shop"), nil); err == nil ||
+		err.Error() != "metrics: option 2 is nil" {
+		t.Fatalf("nil option: %v", err)
 	}
 	if _, err := metrics.NewGovernance(prometheus.NewRegistry(), metrics.WithRedisBuckets(0.1, 0.01)); err == nil ||
 		!strings.Contains(err.Error(), "WithRedisBuckets: buckets must be strictly increasing") {
@@ -43,9 +43,9 @@ func TestNewGovernanceValidates(t *testing.T) {
 	if _, err := metrics.NewGovernance(reg); err == nil {
 		t.Fatal("second NewGovernance on one registry accepted")
 	}
-	// A failed registration leaves nothing behind: New still fits.
-	if _, err := metrics.New(reg); err != nil {
-		t.Fatalf("New beside NewGovernance: %v", err)
+	// A failed registration leaves nothing behind: NewHTTP still fits.
+	if _, err := metrics.NewHTTP(reg); err != nil {
+		t.Fatalf("NewHTTP beside NewGovernance: %v", err)
 	}
 }
 
@@ -78,6 +78,49 @@ gingov_ratelimit_decisions_total{result="limited",rule="api",source="local"} 3
 	}
 	if n := testutil.CollectAndCount(reg, "gingov_ratelimit_redis_duration_seconds"); n != 0 {
 		t.Fatalf("local decisions observed as Redis latency: %d series", n)
+	}
+}
+
+// TestRedisSeriesOnlyWithRedis checks that the Redis series of the rate
+// limiter exist only for a limiter that reported a Redis: a Governance fed
+// the decisions of a local guard exports none, and a Redis limiter's
+// health hook brings them, healthy.
+func TestRedisSeriesOnlyWithRedis(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	gov, err := metrics.NewGovernance(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gov.OnDecision(context.Background(), ratelimit.Event{Rule: "api", Decision: ratelimit.Decision{Allowed: true, Source: ratelimit.SourceLocal}})
+	redisFamilies := []string{"gingov_ratelimit_redis_up", "gingov_ratelimit_redis_health_changes_total",
+		"gingov_ratelimit_fallback_activations_total", "gingov_ratelimit_redis_duration_seconds"}
+	for _, name := range redisFamilies {
+		if n := testutil.CollectAndCount(reg, name); n != 0 {
+			t.Fatalf("%s: %d series without Redis, want none", name, n)
+		}
+	}
+
+	health := gov.RedisHealthHook("orders")
+	want := `
+# HELP gingov_ratelimit_redis_up Whether the rate limiter's Redis answers (1) or its failure policy answers instead (0), by limiter.
+# TYPE gingov_ratelimit_redis_up gauge
+gingov_ratelimit_redis_up{limiter="orders"} 1
+# HELP gingov_ratelimit_fallback_activations_total Times the rate limiter's failure policy took over from an unreachable Redis, by limiter.
+# TYPE gingov_ratelimit_fallback_activations_total counter
+gingov_ratelimit_fallback_activations_total{limiter="orders"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"gingov_ratelimit_redis_up", "gingov_ratelimit_fallback_activations_total"); err != nil {
+		t.Fatal(err)
+	}
+	health(false, errors.New("connection refused"))
+	if v := value(t, reg, "gingov_ratelimit_redis_up", "orders"); v != 0 {
+		t.Fatalf("redis_up after a down report = %v, want 0", v)
+	}
+	// A second hook for the same limiter keeps its state.
+	gov.RedisHealthHook("orders")
+	if v := value(t, reg, "gingov_ratelimit_redis_up", "orders"); v != 0 {
+		t.Fatalf("redis_up after a second hook = %v, want 0", v)
 	}
 }
 

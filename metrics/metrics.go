@@ -1,5 +1,5 @@
 // Package metrics exposes Prometheus metrics for a Gin service: RED metrics
-// per route template ([New], [Metrics.Middleware]) and the governance
+// per route template ([NewHTTP], [HTTP.Middleware]) and the governance
 // metrics of the rest of the kit ([NewGovernance]: rate-limit decisions,
 // Redis health, Sentinel blocks, breaker states, registrations), each on an
 // explicit prometheus.Registerer.
@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +29,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/internal/cowmap"
+	"github.com/gingov/gingov/internal/skippath"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // DefaultBuckets are the request-duration histogram buckets, in seconds:
@@ -45,9 +46,6 @@ var DefaultSizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 10
 // [WithNativeHistograms]); past it the resolution is halved.
 const DefaultNativeMaxBuckets = 160
 
-// UnmatchedRoute is the route label of requests that matched no route.
-const UnmatchedRoute = "unmatched"
-
 // ExemplarLabel is the exemplar label holding the trace ID.
 const ExemplarLabel = "trace_id"
 
@@ -57,132 +55,94 @@ const ExemplarLabel = "trace_id"
 // allocations) on most sampled requests.
 const ExemplarInterval = time.Second
 
-// maxCachedSeries bounds the per-label-set cache of the middleware; label
-// sets past it are looked up in the vectors on each request instead.
+// maxCachedSeries bounds the per-label-set caches of the middleware and of
+// [Governance.OnDecision]; label sets past it are looked up in the vectors
+// on each call instead.
 const maxCachedSeries = 4096
 
-// Option configures [New] and [NewGovernance]. Each option says which of
-// the two it applies to; giving one the other's option is an error.
-type Option func(*config)
+// HTTPOption configures [NewHTTP].
+type HTTPOption interface{ applyHTTP(*config) }
 
-type scope uint8
+// GovernanceOption configures [NewGovernance].
+type GovernanceOption interface{ applyGovernance(*config) }
 
-const (
-	forRED scope = 1 << iota
-	forGovernance
-)
+// SharedOption configures both [NewHTTP] and [NewGovernance].
+type SharedOption func(*config)
+
+func (f SharedOption) applyHTTP(c *config)       { f(c) }
+func (f SharedOption) applyGovernance(c *config) { f(c) }
+
+type httpOption func(*config)
+
+func (f httpOption) applyHTTP(c *config) { f(c) }
+
+type governanceOption func(*config)
+
+func (f governanceOption) applyGovernance(c *config) { f(c) }
 
 type config struct {
-	namespace     string
-	buckets       []float64
-	sizeBuckets   []float64
-	redisBuckets  []float64
-	nativeFactor  float64
-	noExemplars   bool
-	skip          map[string]bool
-	misplaced     []string // options given to the constructor they do not apply to
-	current       scope    // the constructor being configured
-	invalidOption error
-}
-
-func (c *config) only(s scope, name string) bool {
-	if c.current&s == 0 {
-		c.misplaced = append(c.misplaced, name)
-		return false
-	}
-	return true
+	namespace    string
+	buckets      []float64
+	sizeBuckets  []float64
+	redisBuckets []float64
+	nativeFactor float64 // 0: off
+	noExemplars  bool
+	skip         skippath.Set
 }
 
 // WithNamespace prefixes every metric name with ns and "_" (default none).
-// It applies to both constructors.
-func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+func WithNamespace(ns string) SharedOption { return func(c *config) { c.namespace = ns } }
 
 // WithBuckets sets the request-duration histogram buckets, in seconds
-// (default [DefaultBuckets]). New only.
-func WithBuckets(b ...float64) Option {
-	return func(c *config) {
-		if c.only(forRED, "WithBuckets") {
-			c.buckets = b
-		}
-	}
-}
+// (default [DefaultBuckets]); they must be strictly increasing.
+func WithBuckets(b ...float64) HTTPOption { return httpOption(func(c *config) { c.buckets = b }) }
 
 // WithSizeBuckets sets the request- and response-size histogram buckets,
-// in bytes (default [DefaultSizeBuckets]). New only.
-func WithSizeBuckets(b ...float64) Option {
-	return func(c *config) {
-		if c.only(forRED, "WithSizeBuckets") {
-			c.sizeBuckets = b
-		}
-	}
+// in bytes (default [DefaultSizeBuckets]); they must be strictly increasing.
+func WithSizeBuckets(b ...float64) HTTPOption {
+	return httpOption(func(c *config) { c.sizeBuckets = b })
 }
 
 // WithSkipPaths records nothing for requests whose URL path or route
-// template is one of paths (e.g. "/metrics"). New only.
-func WithSkipPaths(paths ...string) Option {
-	return func(c *config) {
-		if !c.only(forRED, "WithSkipPaths") {
-			return
-		}
-		for _, p := range paths {
-			c.skip[p] = true
-		}
-	}
+// template is one of paths (e.g. "/metrics"). Default none; repeated
+// options add up.
+func WithSkipPaths(paths ...string) HTTPOption {
+	return httpOption(func(c *config) { c.skip = c.skip.Add(paths...) })
 }
 
 // WithExemplars sets whether the duration histogram records the trace ID
-// of sampled requests as an exemplar (default true). New only.
-func WithExemplars(on bool) Option {
-	return func(c *config) {
-		if c.only(forRED, "WithExemplars") {
-			c.noExemplars = !on
-		}
-	}
-}
+// of sampled requests as an exemplar (default true).
+func WithExemplars(on bool) HTTPOption { return httpOption(func(c *config) { c.noExemplars = !on }) }
 
 // WithNativeHistograms makes every histogram a native histogram as well
 // (exposed to scrapers that negotiate the protobuf format; the classic
 // buckets stay), with buckets growing by at most factor from one to the
 // next (1.1 is a good start; it must be > 1) and at most
-// [DefaultNativeMaxBuckets] buckets per series. Default off. It applies to
-// both constructors.
+// [DefaultNativeMaxBuckets] buckets per series. Default off.
 //
 // A Prometheus with native histograms enabled then stores the native one
 // only, unless its scrape config sets scrape_classic_histograms (2.45 and
 // later); the _bucket series that dashboards/gingov.json reads need it.
-func WithNativeHistograms(factor float64) Option {
-	return func(c *config) {
-		if !(factor > 1) {
-			c.invalidOption = fmt.Errorf("metrics: WithNativeHistograms: factor must be > 1, got %v", factor)
-			return
-		}
-		c.nativeFactor = factor
-	}
+func WithNativeHistograms(factor float64) SharedOption {
+	return func(c *config) { c.nativeFactor = factor }
 }
 
-func newConfig(s scope, opts []Option) (config, error) {
+// newConfig applies opts in order over the defaults, with apply (the
+// constructor's option method), and validates the result.
+func newConfig[O any](opts []O, apply func(O, *config)) (config, error) {
 	cfg := config{
 		buckets:      DefaultBuckets,
 		sizeBuckets:  DefaultSizeBuckets,
 		redisBuckets: DefaultRedisBuckets,
-		skip:         map[string]bool{},
-		current:      s,
 	}
-	for _, o := range opts {
-		if o == nil {
-			return cfg, errors.New("metrics: nil option")
+	for i, o := range opts {
+		if any(o) == nil {
+			return cfg, fmt.Errorf("metrics: option %d is nil", i+1)
 		}
-		o(&cfg)
+		apply(o, &cfg)
 	}
-	if cfg.invalidOption != nil {
-		return cfg, cfg.invalidOption
-	}
-	if len(cfg.misplaced) > 0 {
-		name := "New"
-		if s == forGovernance {
-			name = "NewGovernance"
-		}
-		return cfg, fmt.Errorf("metrics: %s does not apply to %s", cfg.misplaced[0], name)
+	if cfg.nativeFactor != 0 && !(cfg.nativeFactor > 1) {
+		return cfg, fmt.Errorf("metrics: WithNativeHistograms: factor must be > 1, got %v", cfg.nativeFactor)
 	}
 	for _, b := range []struct {
 		name string
@@ -217,18 +177,18 @@ func (c *config) histogram(name, help string, buckets []float64) prometheus.Hist
 	return o
 }
 
-// Metrics holds the RED collectors. Create it once per registry with [New].
-// It is safe for concurrent use.
-type Metrics struct {
+// HTTP holds the RED collectors. Create it once per registry with
+// [NewHTTP]. It is safe for concurrent use.
+type HTTP struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	reqSize   *prometheus.HistogramVec
 	respSize  *prometheus.HistogramVec
 	inFlight  prometheus.Gauge
-	skip      map[string]bool
+	skip      skippath.Set
 	exemplars bool
 	buckets   []float64 // of the duration histogram, to throttle exemplars per bucket
-	series    cowMap[seriesKey, *series]
+	series    cowmap.Map[seriesKey, *series]
 }
 
 // seriesKey is one label set; series caches its children so that a request
@@ -249,7 +209,7 @@ type series struct {
 	exemplarAt []atomic.Int64
 }
 
-// New creates the RED collectors and registers them on reg:
+// NewHTTP creates the RED collectors and registers them on reg:
 //
 //   - http_server_requests_total (counter)
 //   - http_server_request_duration_seconds (histogram, [DefaultBuckets])
@@ -259,18 +219,18 @@ type series struct {
 //   - http_server_requests_in_flight (gauge)
 //
 // all but the gauge labelled by method, route and status. It fails when
-// reg is nil, an option is invalid or belongs to [NewGovernance], or
-// registration fails (for example, a second New on the same registry).
-func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
+// reg is nil, an option is nil or invalid, or registration fails (for
+// example, a second NewHTTP on the same registry).
+func NewHTTP(reg prometheus.Registerer, opts ...HTTPOption) (*HTTP, error) {
 	if reg == nil {
 		return nil, errors.New("metrics: nil Registerer")
 	}
-	cfg, err := newConfig(forRED, opts)
+	cfg, err := newConfig(opts, HTTPOption.applyHTTP)
 	if err != nil {
 		return nil, err
 	}
 	labels := []string{"method", "route", "status"}
-	m := &Metrics{
+	m := &HTTP{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: cfg.namespace, Name: "http_server_requests_total",
 			Help: "HTTP requests served, by method, route template and status code.",
@@ -289,6 +249,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		exemplars: !cfg.noExemplars,
 		buckets:   cfg.buckets,
 	}
+	m.series.Limit = maxCachedSeries
 	if err := register(reg, m.requests, m.duration, m.reqSize, m.respSize, m.inFlight); err != nil {
 		return nil, err
 	}
@@ -311,9 +272,9 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // Middleware records every request below it, including the 404/405 answers
 // and the rejections of middlewares placed after it, and requests that
 // panic (as 500, or 499 for a broken connection).
-func (m *Metrics) Middleware() gin.HandlerFunc {
+func (m *HTTP) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if len(m.skip) > 0 && (m.skip[c.Request.URL.Path] || m.skip[c.FullPath()]) {
+		if m.skip.Skip(c) {
 			c.Next()
 			return
 		}
@@ -326,7 +287,7 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 				return
 			}
 			if p := recover(); p != nil {
-				m.observe(c, reqstate.ObservePanic(c, p), start)
+				m.observe(c, reqinfo.ObservePanic(c, p), start)
 				panic(p)
 			}
 		}()
@@ -336,14 +297,10 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 	}
 }
 
-func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
+func (m *HTTP) observe(c *gin.Context, status int, start time.Time) {
 	d := time.Since(start)
 	elapsed := d.Seconds()
-	route := c.FullPath()
-	if route == "" {
-		route = UnmatchedRoute
-	}
-	s := m.seriesFor(seriesKey{methodLabel(c.Request.Method), route, status})
+	s := m.seriesFor(seriesKey{methodLabel(c.Request.Method), reqinfo.Route(c), status})
 	if s == nil {
 		return
 	}
@@ -362,7 +319,7 @@ func (m *Metrics) observe(c *gin.Context, status int, start time.Time) {
 // exemplarSpan returns the request's span when the observation of v at now
 // is to carry its trace ID: the span is sampled and the observation is the
 // first in its bucket for ExemplarInterval.
-func (m *Metrics) exemplarSpan(c *gin.Context, s *series, v float64, now time.Time) (trace.SpanContext, bool) {
+func (m *HTTP) exemplarSpan(c *gin.Context, s *series, v float64, now time.Time) (trace.SpanContext, bool) {
 	if !m.exemplars || s.exemplar == nil {
 		return trace.SpanContext{}, false
 	}
@@ -386,8 +343,8 @@ func (m *Metrics) exemplarSpan(c *gin.Context, s *series, v float64, now time.Ti
 
 // seriesFor returns the children of a label set, or nil when the label
 // values are invalid (never at request time: routes and methods are ours).
-func (m *Metrics) seriesFor(k seriesKey) *series {
-	if s, ok := m.series.load(k); ok {
+func (m *HTTP) seriesFor(k seriesKey) *series {
+	if s, ok := m.series.Load(k); ok {
 		return s
 	}
 	lv := []string{k.method, k.route, statusLabel(k.status)}
@@ -406,7 +363,7 @@ func (m *Metrics) seriesFor(k seriesKey) *series {
 	if s.respSize, err = m.respSize.GetMetricWithLabelValues(lv...); err != nil {
 		return nil
 	}
-	m.series.store(k, s)
+	s, _ = m.series.LoadOrStore(k, s)
 	return s
 }
 
@@ -438,41 +395,4 @@ func statusLabel(s int) string {
 		return statusLabels[s]
 	}
 	return strconv.Itoa(s)
-}
-
-// cowMap is a copy-on-write map for label-set caches: reads are one atomic
-// load and a map lookup, with no lock; writes copy the map, which is cheap
-// because label sets are few and each is written once. Past
-// maxCachedSeries entries it stops growing (callers then look up the
-// vector each time).
-type cowMap[K comparable, V any] struct {
-	m  atomic.Pointer[map[K]V]
-	mu sync.Mutex
-}
-
-func (c *cowMap[K, V]) load(k K) (V, bool) {
-	if m := c.m.Load(); m != nil {
-		v, ok := (*m)[k]
-		return v, ok
-	}
-	var zero V
-	return zero, false
-}
-
-func (c *cowMap[K, V]) store(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var old map[K]V
-	if p := c.m.Load(); p != nil {
-		old = *p
-	}
-	if _, ok := old[k]; ok || len(old) >= maxCachedSeries {
-		return
-	}
-	m := make(map[K]V, len(old)+1)
-	for kk, vv := range old {
-		m[kk] = vv
-	}
-	m[k] = v
-	c.m.Store(&m)
 }

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -27,24 +28,24 @@ func TestMain(m *testing.M) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := metrics.New(nil); err == nil || !strings.Contains(err.Error(), "nil Registerer") {
+	if _, err := metrics.NewHTTP(nil); err == nil || !strings.Contains(err.Error(), "nil Registerer") {
 		t.Fatalf("nil registerer: %v", err)
 	}
-	if _, err := metrics.New(prometheus.NewRegistry(), metrics.WithBuckets(1, 0.5)); err == nil {
+	if _, err := metrics.NewHTTP(prometheus.NewRegistry(), metrics.WithBuckets(1, 0.5)); err == nil {
 		t.Fatal("decreasing buckets accepted")
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := metrics.New(reg); err != nil {
+	if _, err := metrics.NewHTTP(reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := metrics.New(reg); err == nil {
-		t.Fatal("second New on the same registry accepted")
+	if _, err := metrics.NewHTTP(reg); err == nil {
+		t.Fatal("second NewHTTP on the same registry accepted")
 	}
 }
 
 func TestREDByRouteTemplate(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, metrics.WithSkipPaths("/metrics"))
+	m, err := metrics.NewHTTP(reg, metrics.WithSkipPaths("/metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ http_server_requests_in_flight 0
 
 func TestNamespace(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, metrics.WithNamespace("orders"))
+	m, err := metrics.NewHTTP(reg, metrics.WithNamespace("orders"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +110,17 @@ func TestNamespace(t *testing.T) {
 func TestOptionsValidated(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []metrics.Option
+		opts []metrics.HTTPOption
 		want string
 	}{
-		{"nil option", []metrics.Option{nil}, "metrics: nil option"},
-		{"empty buckets", []metrics.Option{metrics.WithBuckets()}, "WithBuckets: no buckets"},
-		{"size buckets", []metrics.Option{metrics.WithSizeBuckets(10, 10)}, "WithSizeBuckets: buckets must be strictly increasing"},
-		{"native factor", []metrics.Option{metrics.WithNativeHistograms(1)}, "WithNativeHistograms: factor must be > 1"},
-		{"governance option", []metrics.Option{metrics.WithRedisBuckets(0.1)}, "WithRedisBuckets does not apply to New"},
+		{"nil option", []metrics.HTTPOption{metrics.WithExemplars(true), nil}, "metrics: option 2 is nil"},
+		{"empty buckets", []metrics.HTTPOption{metrics.WithBuckets()}, "WithBuckets: no buckets"},
+		{"size buckets", []metrics.HTTPOption{metrics.WithSizeBuckets(10, 10)}, "WithSizeBuckets: buckets must be strictly increasing"},
+		{"native factor", []metrics.HTTPOption{metrics.WithNativeHistograms(1)}, "WithNativeHistograms: factor must be > 1"},
+		{"native factor NaN", []metrics.HTTPOption{metrics.WithNativeHistograms(math.NaN())}, "WithNativeHistograms: factor must be > 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := metrics.New(prometheus.NewRegistry(), tc.opts...)
+			_, err := metrics.NewHTTP(prometheus.NewRegistry(), tc.opts...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "metrics: ") {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -132,7 +133,7 @@ func TestOptionsValidated(t *testing.T) {
 // by the bytes written (0 when nothing was).
 func TestSizes(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.NewHTTP(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func sampled(t *testing.T, target string, sample bool) (*http.Request, string) {
 // Handler serves exemplars to OpenMetrics scrapers.
 func TestExemplars(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.NewHTTP(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestExemplars(t *testing.T) {
 	}
 
 	off := prometheus.NewRegistry()
-	m, err = metrics.New(off, metrics.WithExemplars(false))
+	m, err = metrics.NewHTTP(off, metrics.WithExemplars(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestExemplars(t *testing.T) {
 // and keeps the classic ones.
 func TestNativeHistograms(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, metrics.WithNativeHistograms(1.1))
+	m, err := metrics.NewHTTP(reg, metrics.WithNativeHistograms(1.1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func TestNativeHistograms(t *testing.T) {
 // checks the series cache).
 func TestConcurrentRoutes(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.NewHTTP(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +388,7 @@ func TestConcurrentRoutes(t *testing.T) {
 // records its own.
 func TestExemplarPerBucketInterval(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, metrics.WithBuckets(0.05, 100))
+	m, err := metrics.NewHTTP(reg, metrics.WithBuckets(0.05, 100))
 	if err != nil {
 		t.Fatal(err)
 	}

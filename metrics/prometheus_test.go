@@ -33,10 +33,10 @@ func serveLoopback(t *testing.T, h http.Handler) string {
 
 // instrumented returns a router with the RED middleware and /metrics, and
 // serves it one request on /orders/:id with a sampled span.
-func instrumented(t *testing.T, opts ...metrics.Option) (addr, traceID string) {
+func instrumented(t *testing.T, opts ...metrics.HTTPOption) (addr, traceID string) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, append(opts, metrics.WithSkipPaths("/metrics"))...)
+	m, err := metrics.NewHTTP(reg, append(opts, metrics.WithSkipPaths("/metrics"))...)
 	if err != nil {
 		t.Fatal(err)
 	}
