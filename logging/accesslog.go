@@ -3,6 +3,7 @@ package logging
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/internal/skippath"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // Redacted replaces the value of a sensitive header or query parameter.
@@ -29,11 +32,15 @@ var DefaultSensitive = []string{
 	"api-key", "api_key", "apikey", "signature", "credential", "private",
 }
 
-// Option configures [AccessLog].
-type Option func(*accessConfig)
+// AccessLogOption configures [NewAccessLog].
+type AccessLogOption interface{ applyAccessLog(*accessConfig) }
+
+type accessOption func(*accessConfig)
+
+func (f accessOption) applyAccessLog(c *accessConfig) { f(c) }
 
 type accessConfig struct {
-	skip           map[string]bool
+	skip           skippath.Set
 	clientErrLevel slog.Level
 	headers        []string
 	sensitive      []string
@@ -41,48 +48,66 @@ type accessConfig struct {
 }
 
 // WithSkipPaths logs nothing for requests whose URL path or route template
-// is one of paths (health checks, /metrics).
-func WithSkipPaths(paths ...string) Option {
-	return func(c *accessConfig) {
-		for _, p := range paths {
-			c.skip[p] = true
-		}
-	}
+// is one of paths (health checks, /metrics). Default none; repeated options
+// add up.
+func WithSkipPaths(paths ...string) AccessLogOption {
+	return accessOption(func(c *accessConfig) { c.skip = c.skip.Add(paths...) })
 }
 
 // WithClientErrorLevel sets the level of 4xx lines (default WARN). 5xx lines
 // are ERROR and the others INFO.
-func WithClientErrorLevel(l slog.Level) Option {
-	return func(c *accessConfig) { c.clientErrLevel = l }
+func WithClientErrorLevel(l slog.Level) AccessLogOption {
+	return accessOption(func(c *accessConfig) { c.clientErrLevel = l })
 }
 
 // WithRequestHeaders logs the named request headers in a "headers" group;
-// sensitive ones (see [DefaultSensitive]) are redacted. None by default.
-func WithRequestHeaders(names ...string) Option {
-	return func(c *accessConfig) {
-		for _, n := range names {
-			c.headers = append(c.headers, http.CanonicalHeaderKey(n))
-		}
-	}
+// sensitive ones (see [DefaultSensitive]) are redacted. None by default;
+// repeated options add up. Each name must be a valid header name.
+func WithRequestHeaders(names ...string) AccessLogOption {
+	return accessOption(func(c *accessConfig) { c.headers = append(c.headers, names...) })
 }
 
-// WithSensitive adds lower-case fragments to [DefaultSensitive].
-func WithSensitive(fragments ...string) Option {
-	return func(c *accessConfig) {
+// WithSensitive adds fragments to [DefaultSensitive], matched without
+// regard to case; empty fragments are ignored. None by default.
+func WithSensitive(fragments ...string) AccessLogOption {
+	return accessOption(func(c *accessConfig) {
 		for _, f := range fragments {
 			if f != "" {
 				c.sensitive = append(c.sensitive, strings.ToLower(f))
 			}
 		}
-	}
+	})
 }
 
 // WithQuery sets whether the query string is logged, redacted, in "query"
 // (default true).
-func WithQuery(on bool) Option { return func(c *accessConfig) { c.logQuery = on } }
+func WithQuery(on bool) AccessLogOption {
+	return accessOption(func(c *accessConfig) { c.logQuery = on })
+}
 
-// AccessLog writes one JSON line per request to logger (nil means
-// slog.Default()), after the request completes:
+// newAccessConfig applies opts in order over the defaults and validates
+// the result.
+func newAccessConfig(opts []AccessLogOption) (accessConfig, error) {
+	cfg := accessConfig{clientErrLevel: slog.LevelWarn, logQuery: true}
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("logging: option %d is nil", i+1)
+		}
+		o.applyAccessLog(&cfg)
+	}
+	for i, n := range cfg.headers {
+		if !reqinfo.ValidHeaderName(n) {
+			return cfg, fmt.Errorf("logging: WithRequestHeaders: invalid header name %q", n)
+		}
+		cfg.headers[i] = http.CanonicalHeaderKey(n)
+	}
+	cfg.sensitive = append(append([]string(nil), DefaultSensitive...), cfg.sensitive...)
+	return cfg, nil
+}
+
+// NewAccessLog returns the access log writing to logger (nil means
+// [Default]): [AccessLog.Middleware] writes one JSON line per request,
+// after the request completes:
 //
 //	time, level, msg="request", method, route (template), path, query,
 //	status, latency (seconds), bytes, client_ip, user_agent, request_id,
@@ -92,24 +117,30 @@ func WithQuery(on bool) Option { return func(c *accessConfig) { c.logQuery = on 
 // error holds the internal error text that the client never sees. A request
 // that panics is logged too (as 500, or 499 for a broken connection) before
 // the panic goes on to [Recovery]. The logger also becomes the base of
-// [FromContext] for the request.
-func AccessLog(logger *slog.Logger, opts ...Option) gin.HandlerFunc {
-	if logger == nil {
-		logger = slog.Default()
+// [FromContext] for the request. It fails when an option is nil or invalid.
+func NewAccessLog(logger *slog.Logger, opts ...AccessLogOption) (*AccessLog, error) {
+	cfg, err := newAccessConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	cfg := accessConfig{skip: map[string]bool{}, clientErrLevel: slog.LevelWarn, logQuery: true}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.sensitive = append(append([]string(nil), DefaultSensitive...), cfg.sensitive...)
-	a := &accessLog{logger: logger, cfg: cfg}
+	return newAccessLog(OrDefault(logger), cfg), nil
+}
+
+func newAccessLog(logger *slog.Logger, cfg accessConfig) *AccessLog {
+	a := &AccessLog{logger: logger, cfg: cfg}
 	if h, ok := logger.Handler().(*jsonHandler); ok {
 		a.fast, a.prefix = h, h.prefix()
 	}
-	return a.handle
+	return a
 }
 
-type accessLog struct {
+// Middleware returns the access-log middleware. Put it after RequestID and
+// the tracing middleware, so that its lines carry their IDs.
+func (a *AccessLog) Middleware() gin.HandlerFunc { return a.handle }
+
+// AccessLog writes the access log. Create it with [NewAccessLog]; it is
+// safe for concurrent use.
+type AccessLog struct {
 	logger *slog.Logger
 	cfg    accessConfig
 	// fast is the logger's handler when it is the one of [New]: the line is
@@ -122,8 +153,8 @@ type accessLog struct {
 // lineBufs holds the buffers of the fast path.
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (a *accessLog) handle(c *gin.Context) {
-	if len(a.cfg.skip) > 0 && (a.cfg.skip[c.Request.URL.Path] || a.cfg.skip[c.FullPath()]) {
+func (a *AccessLog) handle(c *gin.Context) {
+	if a.cfg.skip.Skip(c) {
 		c.Next()
 		return
 	}
@@ -141,9 +172,9 @@ func (a *accessLog) handle(c *gin.Context) {
 		if p == nil {
 			return
 		}
-		status := reqstate.ObservePanic(c, p)
+		status := reqinfo.ObservePanic(c, p)
 		code := errcode.Panic
-		if status == StatusClientClosedRequest {
+		if status == reqinfo.StatusClientClosedRequest {
 			code = errcode.ClientClosed
 		}
 		info.Code, info.Reason = code.Code(), code.Reason()
@@ -156,7 +187,7 @@ func (a *accessLog) handle(c *gin.Context) {
 	a.write(c, info, entryCtx, start, c.Writer.Status())
 }
 
-func (a *accessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.Context, start time.Time, status int) {
+func (a *AccessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.Context, start time.Time, status int) {
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:
@@ -234,7 +265,7 @@ func (a *accessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.
 
 // writeFast encodes the line as slog.JSONHandler would, with the same
 // fields in the same order, and writes it in one call.
-func (a *accessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time, level slog.Level, status int,
+func (a *AccessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time, level slog.Level, status int,
 	latency time.Duration, size int, query string, sc trace.SpanContext, errText string) {
 	bp := lineBufs.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":`...)
@@ -325,7 +356,7 @@ func errorText(c *gin.Context, info *reqstate.Info) string {
 	return ""
 }
 
-func (a *accessLog) sensitive(name string) bool {
+func (a *AccessLog) sensitive(name string) bool {
 	name = strings.ToLower(name)
 	for _, f := range a.cfg.sensitive {
 		if strings.Contains(name, f) {
@@ -337,7 +368,7 @@ func (a *accessLog) sensitive(name string) bool {
 
 // redactQuery replaces the values of sensitive keys, keeping order and the
 // rest of the query as it was sent.
-func (a *accessLog) redactQuery(raw string) string {
+func (a *AccessLog) redactQuery(raw string) string {
 	var b strings.Builder
 	changed := false
 	for i, part := range strings.Split(raw, "&") {

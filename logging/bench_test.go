@@ -16,12 +16,12 @@ func benchServe(b *testing.B, mw ...gin.HandlerFunc) { benchping.Run(b, mw...) }
 
 func BenchmarkBareGin(b *testing.B) { benchServe(b) }
 
-func BenchmarkRequestID(b *testing.B) { benchServe(b, logging.RequestID()) }
+func BenchmarkRequestID(b *testing.B) { benchServe(b, requestID()) }
 
 func BenchmarkRecovery(b *testing.B) { benchServe(b, logging.Recovery(logging.New(io.Discard, nil))) }
 
 func BenchmarkAccessLogJSON(b *testing.B) {
-	benchServe(b, logging.AccessLog(logging.New(io.Discard, nil)))
+	benchServe(b, accessLog(logging.New(io.Discard, nil)))
 }
 
 // BenchmarkGinLogger is Gin's own text logger, for comparison.
@@ -30,5 +30,5 @@ func BenchmarkGinLogger(b *testing.B) { benchServe(b, gin.LoggerWithWriter(io.Di
 // BenchmarkLoggingChain is Recovery + RequestID + AccessLog + errcode.Middleware.
 func BenchmarkLoggingChain(b *testing.B) {
 	l := logging.New(io.Discard, nil)
-	benchServe(b, logging.Recovery(l), logging.RequestID(), logging.AccessLog(l), errcode.Middleware())
+	benchServe(b, logging.Recovery(l), requestID(), accessLog(l), errcode.Middleware())
 }

@@ -24,8 +24,18 @@ func ExampleFromContext() {
 			return a
 		},
 	}))
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	accessLog, err := logging.NewAccessLog(logger)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	r := gin.New()
-	r.Use(logging.Recovery(logger), logging.RequestID(), logging.AccessLog(logger))
+	r.Use(logging.Recovery(logger), requestID.Middleware(), accessLog.Middleware())
 	errcode.Handle(r)
 	r.GET("/orders/:id", func(c *gin.Context) {
 		logging.FromContext(c.Request.Context()).Info("loading order", "id", c.Param("id"))

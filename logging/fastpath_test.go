@@ -136,20 +136,18 @@ func normalise(line string) string {
 // TestAccessLineFastMatchesSlog renders the same requests through the fast
 // path and through slog (the path of foreign handlers) and compares bytes.
 func TestAccessLineFastMatchesSlog(t *testing.T) {
-	build := func(buf *bytes.Buffer, fast bool, with func(*slog.Logger) *slog.Logger, opts ...Option) *accessLog {
+	build := func(buf *bytes.Buffer, fast bool, with func(*slog.Logger) *slog.Logger, opts ...AccessLogOption) *AccessLog {
 		l := with(New(buf, slog.LevelDebug))
-		cfg := accessConfig{skip: map[string]bool{}, clientErrLevel: slog.LevelWarn, logQuery: true}
-		for _, o := range opts {
-			o(&cfg)
+		cfg, err := newAccessConfig(opts)
+		if err != nil {
+			t.Fatal(err)
 		}
-		cfg.sensitive = append(append([]string(nil), DefaultSensitive...), cfg.sensitive...)
-		al := &accessLog{logger: l, cfg: cfg}
-		if fast {
-			h, ok := l.Handler().(*jsonHandler)
-			if !ok {
-				t.Fatalf("handler %T is not the kit's", l.Handler())
-			}
-			al.fast, al.prefix = h, h.prefix()
+		if _, ok := l.Handler().(*jsonHandler); !ok {
+			t.Fatalf("handler %T is not the kit's", l.Handler())
+		}
+		al := newAccessLog(l, cfg)
+		if !fast {
+			al.fast, al.prefix = nil, nil
 		}
 		return al
 	}
@@ -160,14 +158,14 @@ func TestAccessLineFastMatchesSlog(t *testing.T) {
 				slog.Group("g", "a", "<b>"), "err", lineErr("e\n")).With("version", "v1\xff")
 		},
 	}
-	opts := []Option{WithRequestHeaders("X-Odd", "Authorization", "X-Missing", "User-Agent"), WithClientErrorLevel(slog.LevelWarn + 2)}
+	opts := []AccessLogOption{WithRequestHeaders("X-Odd", "Authorization", "X-Missing", "User-Agent"), WithClientErrorLevel(slog.LevelWarn + 2)}
 	n := 0
 	for wname, with := range withs {
 		var fastBuf, slowBuf bytes.Buffer
 		fast, slow := build(&fastBuf, true, with, opts...), build(&slowBuf, false, with, opts...)
 		for i, s := range oddStrings {
 			for _, status := range []int{200, 404, 499, 500} {
-				for _, a := range []*accessLog{fast, slow} {
+				for _, a := range []*AccessLog{fast, slow} {
 					w := httptest.NewRecorder()
 					c, _ := gin.CreateTestContext(w)
 					c.Request = &http.Request{

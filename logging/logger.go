@@ -46,7 +46,7 @@ func OrDefault(l *slog.Logger) *slog.Logger {
 
 // FromContext returns a logger carrying the request's request_id, trace_id
 // and span_id, for handlers: logging.FromContext(c.Request.Context()).Info(...).
-// Its base is the logger given to [AccessLog], else slog.Default().
+// Its base is the logger given to [NewAccessLog], else slog.Default().
 func FromContext(ctx context.Context) *slog.Logger {
 	info := reqstate.From(ctx)
 	base := slog.Default()

@@ -68,11 +68,29 @@ func (s *logSink) byMsg(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// requestID and accessLog build the middlewares; the tests give them valid
+// options, so an error is a bug of the test.
+func requestID(opts ...logging.RequestIDOption) gin.HandlerFunc {
+	m, err := logging.NewRequestID(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return m.Middleware()
+}
+
+func accessLog(l *slog.Logger, opts ...logging.AccessLogOption) gin.HandlerFunc {
+	m, err := logging.NewAccessLog(l, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return m.Middleware()
+}
+
 // chain builds the documented chain: Recovery, RequestID, AccessLog, errcode.
-func chain(sink *logSink, opts ...logging.Option) *gin.Engine {
+func chain(sink *logSink, opts ...logging.AccessLogOption) *gin.Engine {
 	logger := logging.New(sink, slog.LevelDebug)
 	r := gin.New()
-	r.Use(logging.Recovery(logger), logging.RequestID(), logging.AccessLog(logger, opts...))
+	r.Use(logging.Recovery(logger), requestID(), accessLog(logger, opts...))
 	errcode.Handle(r)
 	return r
 }
@@ -103,7 +121,7 @@ func envelope(t *testing.T, w *httptest.ResponseRecorder) errcode.Envelope {
 
 func TestRequestIDKeepsValidIncomingAndReplacesInvalid(t *testing.T) {
 	r := gin.New()
-	r.Use(logging.RequestID())
+	r.Use(requestID())
 	var seen string
 	r.GET("/x", func(c *gin.Context) { seen = logging.RequestIDFromContext(c.Request.Context()) })
 
@@ -129,7 +147,7 @@ func TestRequestIDKeepsValidIncomingAndReplacesInvalid(t *testing.T) {
 
 func TestRequestIDOptions(t *testing.T) {
 	r := gin.New()
-	r.Use(logging.RequestID(logging.WithRequestIDHeader("x-correlation-id"),
+	r.Use(requestID(logging.WithRequestIDHeader("x-correlation-id"),
 		logging.WithRequestIDGenerator(func() string { return "bad id" })))
 	r.GET("/x", func(c *gin.Context) {})
 	w := serve(r, "GET", "/x", "X-Correlation-ID", "corr-1")
@@ -142,12 +160,55 @@ func TestRequestIDOptions(t *testing.T) {
 	}
 }
 
+func TestOptionsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"nil access-log option", func() error {
+			_, err := logging.NewAccessLog(nil, logging.WithQuery(false), nil)
+			return err
+		}, "logging: option 2 is nil"},
+		{"bad request header", func() error {
+			_, err := logging.NewAccessLog(nil, logging.WithRequestHeaders("X-Tenant", "Bad Header"))
+			return err
+		}, `logging: WithRequestHeaders: invalid header name "Bad Header"`},
+		{"empty request header", func() error {
+			_, err := logging.NewAccessLog(nil, logging.WithRequestHeaders(""))
+			return err
+		}, `logging: WithRequestHeaders: invalid header name ""`},
+		{"nil request-ID option", func() error {
+			_, err := logging.NewRequestID(nil)
+			return err
+		}, "logging: option 1 is nil"},
+		{"bad ID header", func() error {
+			_, err := logging.NewRequestID(logging.WithRequestIDHeader("X-Request:ID"))
+			return err
+		}, `logging: WithRequestIDHeader: invalid header name "X-Request:ID"`},
+		{"empty ID header", func() error {
+			_, err := logging.NewRequestID(logging.WithRequestIDHeader(""))
+			return err
+		}, `logging: WithRequestIDHeader: invalid header name ""`},
+		{"nil generator", func() error {
+			_, err := logging.NewRequestID(logging.WithRequestIDGenerator(nil))
+			return err
+		}, "logging: WithRequestIDGenerator: nil generator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.err(); err == nil || err.Error() != tc.want {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func FuzzRequestID(f *testing.F) {
 	for _, s := range []string{"", "abc", "a b", strings.Repeat("z", 200), "\x00", "ok-1.2:3_4"} {
 		f.Add(s)
 	}
 	r := gin.New()
-	r.Use(logging.RequestID())
+	r.Use(requestID())
 	r.GET("/x", func(c *gin.Context) {})
 	f.Fuzz(func(t *testing.T, in string) {
 		req := httptest.NewRequest("GET", "/x", nil)
@@ -287,11 +348,11 @@ func TestAccessLogTraceIDsAndFromContext(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
 	r := gin.New()
-	r.Use(logging.RequestID(), func(c *gin.Context) {
+	r.Use(requestID(), func(c *gin.Context) {
 		// stands in for a tracing middleware
 		c.Request = c.Request.WithContext(trace.ContextWithSpanContext(c.Request.Context(), sc))
 		c.Next()
-	}, logging.AccessLog(logger))
+	}, accessLog(logger))
 	errcode.Handle(r)
 	r.GET("/x", func(c *gin.Context) {
 		logging.FromContext(c.Request.Context()).Info("handler line", "order", 7)

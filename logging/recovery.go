@@ -9,10 +9,8 @@ import (
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/reqinfo"
 )
-
-// StatusClientClosedRequest is recorded for requests whose client went away.
-const StatusClientClosedRequest = reqstate.StatusClientClosedRequest
 
 // Recovery turns a panic anywhere below it into the [errcode.Panic] envelope
 // (500) and logs the panic value and its stack once, at ERROR, with the
@@ -21,11 +19,9 @@ const StatusClientClosedRequest = reqstate.StatusClientClosedRequest
 // A write to a client that has gone (EPIPE, ECONNRESET) is not a server
 // error: it is logged at WARN without a stack and recorded as status 499.
 // http.ErrAbortHandler is passed on, so net/http aborts the connection as
-// it documents. A nil logger means slog.Default().
+// it documents. A nil logger means [Default].
 func Recovery(logger *slog.Logger) gin.HandlerFunc {
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger = OrDefault(logger)
 	return func(c *gin.Context) {
 		defer func() {
 			p := recover()
@@ -35,15 +31,15 @@ func Recovery(logger *slog.Logger) gin.HandlerFunc {
 			ctx := c.Request.Context()
 			info := reqstate.From(ctx)
 			l := withRequestAttrs(logger, ctx, info)
-			switch reqstate.ClassifyPanic(p) {
-			case reqstate.PanicAbort:
+			switch reqinfo.ClassifyPanic(p) {
+			case reqinfo.PanicAbort:
 				panic(p)
-			case reqstate.PanicBrokenPipe:
+			case reqinfo.PanicBrokenPipe:
 				l.LogAttrs(ctx, slog.LevelWarn, "client connection broken",
 					slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
 					slog.String("error", fmt.Sprint(p)))
 				c.Abort()
-				c.Writer.WriteHeader(StatusClientClosedRequest)
+				c.Writer.WriteHeader(reqinfo.StatusClientClosedRequest)
 				return
 			}
 			var stack []byte

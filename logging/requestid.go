@@ -2,12 +2,15 @@ package logging
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // DefaultRequestIDHeader is the header a request ID is read from and echoed in.
@@ -16,56 +19,85 @@ const DefaultRequestIDHeader = "X-Request-ID"
 // MaxRequestIDLen bounds an incoming request ID; a longer one is replaced.
 const MaxRequestIDLen = 128
 
-// RequestIDOption configures [RequestID].
-type RequestIDOption func(*requestIDConfig)
+// RequestIDOption configures [NewRequestID].
+type RequestIDOption interface{ applyRequestID(*requestIDConfig) }
+
+type requestIDOption func(*requestIDConfig)
+
+func (f requestIDOption) applyRequestID(c *requestIDConfig) { f(c) }
 
 type requestIDConfig struct {
 	header   string
 	generate func() string
 }
 
-// WithRequestIDHeader sets the header name (default [DefaultRequestIDHeader]).
+// WithRequestIDHeader sets the header a request ID is read from and echoed
+// in (default [DefaultRequestIDHeader]). It must be a valid header name.
 func WithRequestIDHeader(name string) RequestIDOption {
-	return func(c *requestIDConfig) {
-		if name != "" {
-			c.header = name
-		}
-	}
+	return requestIDOption(func(c *requestIDConfig) { c.header = name })
 }
 
-// WithRequestIDGenerator replaces how new IDs are made (default: 32 random
-// hex digits). An ID the generator returns that is not valid is replaced
-// by a default one.
+// WithRequestIDGenerator replaces how new IDs are made (default
+// [GenerateRequestID]); fn must not be nil. An ID the generator returns
+// that is not valid is replaced by one of GenerateRequestID.
 func WithRequestIDGenerator(fn func() string) RequestIDOption {
-	return func(c *requestIDConfig) {
-		if fn != nil {
-			c.generate = fn
-		}
-	}
+	return requestIDOption(func(c *requestIDConfig) { c.generate = fn })
 }
 
-// RequestID gives every request an ID: a valid incoming one (1 to
-// [MaxRequestIDLen] bytes of letters, digits and "-_.:") is kept, anything
-// else is replaced by a new one. The ID is echoed in the response header,
-// written into every error envelope and access-log line, and available
-// through [RequestIDFromContext] and the logger of [FromContext].
-func RequestID(opts ...RequestIDOption) gin.HandlerFunc {
-	cfg := requestIDConfig{header: DefaultRequestIDHeader, generate: NewRequestID}
-	for _, o := range opts {
-		o(&cfg)
+// newRequestIDConfig applies opts in order over the defaults and validates
+// the result.
+func newRequestIDConfig(opts []RequestIDOption) (requestIDConfig, error) {
+	cfg := requestIDConfig{header: DefaultRequestIDHeader, generate: GenerateRequestID}
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("logging: option %d is nil", i+1)
+		}
+		o.applyRequestID(&cfg)
+	}
+	if !reqinfo.ValidHeaderName(cfg.header) {
+		return cfg, fmt.Errorf("logging: WithRequestIDHeader: invalid header name %q", cfg.header)
+	}
+	if cfg.generate == nil {
+		return cfg, errors.New("logging: WithRequestIDGenerator: nil generator")
 	}
 	cfg.header = http.CanonicalHeaderKey(cfg.header) // the header map is written directly
+	return cfg, nil
+}
+
+// RequestID gives every request an ID. Create it with [NewRequestID]; it
+// is safe for concurrent use.
+type RequestID struct {
+	cfg requestIDConfig
+}
+
+// NewRequestID returns the request-ID middleware: a valid incoming ID (1 to [MaxRequestIDLen] bytes of letters, digits and "-_.:")
+// is kept, anything else is replaced by a new one. The ID is echoed in the
+// response header, written into every error envelope and access-log line,
+// and available through [RequestIDFromContext] and the logger of
+// [FromContext]. It fails when an option is nil or invalid.
+func NewRequestID(opts ...RequestIDOption) (*RequestID, error) {
+	cfg, err := newRequestIDConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &RequestID{cfg: cfg}, nil
+}
+
+// Middleware returns the request-ID middleware. Put it early (after
+// [Recovery]), so that every later line and envelope carries the ID.
+func (r *RequestID) Middleware() gin.HandlerFunc {
+	header, generate := r.cfg.header, r.cfg.generate
 	return func(c *gin.Context) {
-		id := c.Request.Header.Get(cfg.header)
+		id := c.Request.Header.Get(header)
 		if !ValidRequestID(id) {
-			id = cfg.generate()
+			id = generate()
 			if !ValidRequestID(id) {
-				id = NewRequestID()
+				id = GenerateRequestID()
 			}
 		}
 		info := reqstate.Ensure(c)
 		info.RequestID, info.IDHeader[0] = id, id
-		c.Writer.Header()[cfg.header] = info.IDHeader[:]
+		c.Writer.Header()[header] = info.IDHeader[:]
 		c.Next()
 	}
 }
@@ -95,9 +127,9 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
-// NewRequestID returns 32 random hex digits (128 bits from the runtime's
-// ChaCha8 generator: unpredictable, but not for secrets).
-func NewRequestID() string {
+// GenerateRequestID returns 32 random hex digits (128 bits from the
+// runtime's ChaCha8 generator: unpredictable, but not for secrets).
+func GenerateRequestID() string {
 	const hex = "0123456789abcdef"
 	var b [32]byte
 	for half := 0; half < 2; half++ {
