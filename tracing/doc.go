@@ -15,9 +15,9 @@
 //	r := gin.New()
 //	r.Use(
 //		logging.Recovery(logger),
-//		logging.RequestID(),
+//		requestID.Middleware(), // logging.NewRequestID()
 //		tp.Middleware(tracing.WithSkipPaths("/healthz", "/metrics")),
-//		logging.AccessLog(logger),
+//		accessLog.Middleware(), // logging.NewAccessLog(logger)
 //	)
 //	client := tp.Client() // outbound calls continue the trace
 //

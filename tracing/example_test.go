@@ -28,10 +28,18 @@ func ExampleSetup() {
 	defer tp.Shutdown(context.Background())
 
 	logger := logging.New(io.Discard, nil)
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		panic(err)
+	}
+	accessLog, err := logging.NewAccessLog(logger)
+	if err != nil {
+		panic(err)
+	}
 	r := gin.New()
-	r.Use(logging.Recovery(logger), logging.RequestID(),
+	r.Use(logging.Recovery(logger), requestID.Middleware(),
 		tp.Middleware(tracing.WithSkipPaths("/healthz"), tracing.WithResponseHeader(tracing.DefaultResponseHeader)),
-		logging.AccessLog(logger))
+		accessLog.Middleware())
 	errcode.Handle(r)
 	r.GET("/orders/:id", func(c *gin.Context) {
 		if c.Param("id") == "0" {

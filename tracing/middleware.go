@@ -107,7 +107,7 @@ func newHTTPConfig(opts []HTTPOption) httpConfig {
 //     the middleware: access log and error envelopes read the trace ID
 //     from it, and [NewTransport] propagates it.
 //
-// Put it after logging.RequestID and before logging.AccessLog and the
+// Put it after logging's RequestID and before its AccessLog and the
 // metrics middleware. server names the server for the server.address
 // attribute ("" takes the request's Host).
 //

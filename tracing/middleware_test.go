@@ -35,8 +35,16 @@ type server struct {
 func newServer(mw gin.HandlerFunc) *server {
 	s := &server{logs: &testenv.Buffer{}}
 	l := logging.New(s.logs, nil)
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		panic(err)
+	}
+	accessLog, err := logging.NewAccessLog(l)
+	if err != nil {
+		panic(err)
+	}
 	r := gin.New()
-	r.Use(logging.Recovery(l), logging.RequestID(), mw, logging.AccessLog(l))
+	r.Use(logging.Recovery(l), requestID.Middleware(), mw, accessLog.Middleware())
 	errcode.Handle(r)
 	r.GET("/orders/:id", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"id": c.Param("id")}) })
 	r.GET("/bad", func(c *gin.Context) {
