@@ -99,7 +99,7 @@ type Chain struct {
 	rdb     redis.UniversalClient
 	ownRDB  bool
 	guard   atomic.Pointer[guardHandle]
-	metrics *metrics.Metrics
+	metrics *metrics.HTTP
 	gov     *metrics.Governance
 
 	mu      sync.Mutex // serialises reloads
@@ -152,7 +152,11 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ch.cancel = cancel
 
-	chain := []gin.HandlerFunc{logging.Recovery(ch.Logger), requestID(cfg.Log)}
+	rid, err := requestID(cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	chain := []gin.HandlerFunc{logging.Recovery(ch.Logger), rid}
 
 	metricsPath := cfg.Metrics.Path
 	if metricsPath == "" {
@@ -171,11 +175,11 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 			ch.Registry = prometheus.NewRegistry()
 			ch.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		}
-		mopts := []metrics.Option{metrics.WithNamespace(cfg.Metrics.Namespace)}
+		mopts := []metrics.HTTPOption{metrics.WithNamespace(cfg.Metrics.Namespace)}
 		if metricsPath != "-" {
 			mopts = append(mopts, metrics.WithSkipPaths(metricsPath))
 		}
-		if ch.metrics, err = metrics.New(ch.Registry, mopts...); err != nil {
+		if ch.metrics, err = metrics.NewHTTP(ch.Registry, mopts...); err != nil {
 			return nil, fmt.Errorf("setup: metrics: %w", err)
 		}
 		if ch.gov, err = metrics.NewGovernance(ch.Registry, metrics.WithNamespace(cfg.Metrics.Namespace)); err != nil {
@@ -188,7 +192,11 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 	if skip == nil && !cfg.Metrics.Disabled && metricsPath != "-" {
 		skip = []string{metricsPath}
 	}
-	chain = append(chain, logging.AccessLog(ch.Logger, logging.WithSkipPaths(skip...)))
+	access, err := logging.NewAccessLog(ch.Logger, logging.WithSkipPaths(skip...))
+	if err != nil {
+		return nil, fmt.Errorf("setup: log: %w", err)
+	}
+	chain = append(chain, access.Middleware())
 	tail := []gin.HandlerFunc{}
 
 	if len(cfg.RateLimit.Rules) > 0 {
@@ -280,11 +288,16 @@ func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (g
 	return tp.Middleware(hopts...), nil
 }
 
-func requestID(l Log) gin.HandlerFunc {
+func requestID(l Log) (gin.HandlerFunc, error) {
+	var opts []logging.RequestIDOption
 	if l.RequestIDHeader != "" {
-		return logging.RequestID(logging.WithRequestIDHeader(l.RequestIDHeader))
+		opts = append(opts, logging.WithRequestIDHeader(l.RequestIDHeader))
 	}
-	return logging.RequestID()
+	rid, err := logging.NewRequestID(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("setup: log: %w", err)
+	}
+	return rid.Middleware(), nil
 }
 
 func logLevel(s string) slog.Level {
@@ -331,7 +344,9 @@ func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
 		ropts = append(ropts, ratelimit.WithDeadline(rl.Redis.Deadline))
 	}
 	if ch.gov != nil {
-		ropts = append(ropts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
+		if ch.rdb != nil { // a limiter without Redis exports no Redis series
+			ropts = append(ropts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
+		}
 		opts = append(opts, ratelimit.WithOnDecision(ch.gov.OnDecision))
 	}
 	opts = append(opts, ratelimit.WithRedisOptions(ropts...))

@@ -88,7 +88,7 @@ ratelimit:
     - {by: ip, limit: 2, period: 1m}
     - {name: orders, by: route, limit: 100, period: 1s, routes: ["/orders/:id"]}
 `)
-	r, _, logs := use(t, cfg)
+	r, ch, logs := use(t, cfg)
 	if w := get(r, "/ping"); w.Code != 200 || w.Body.String() != `{"message":"pong"}` {
 		t.Fatalf("/ping: %d %s", w.Code, w.Body)
 	}
@@ -108,6 +108,9 @@ ratelimit:
 	}
 	if w := getFrom(r, "/metrics", "192.0.2.3"); !strings.Contains(w.Body.String(), `gingov_ratelimit_decisions_total{result="limited",rule="ip",source="local"} 1`) {
 		t.Fatalf("governance metrics do not count the rejection:\n%s", w.Body)
+	}
+	if v, ok := redisUp(t, ch); ok {
+		t.Fatalf("redis_up = %v exported with no Redis configured", v)
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var access int
@@ -301,12 +304,36 @@ func TestReloadFromNacos(t *testing.T) {
 func TestRedisSharedAcrossChains(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	doc := "service: {name: orders}\nratelimit:\n  redis: {addrs: [\"" + rs.Addr + "\"]}\n  rules:\n    - {by: global, limit: 5, period: 1m}\n"
-	r1, _, _ := use(t, mustParse(t, doc))
+	r1, ch1, _ := use(t, mustParse(t, doc))
 	r2, _, _ := use(t, mustParse(t, doc))
 	got := countAllowed(r1, "/ping", 4) + countAllowed(r2, "/ping", 4)
 	if got != 5 {
 		t.Fatalf("two instances admitted %d, want the shared limit 5", got)
 	}
+	if v, ok := redisUp(t, ch1); !ok || v != 1 {
+		t.Fatalf("redis_up with Redis configured = %v (exists: %v), want 1", v, ok)
+	}
+}
+
+// redisUp returns the chain's gingov_ratelimit_redis_up{limiter="ratelimit"}
+// and whether the series exists.
+func redisUp(t *testing.T, ch *setup.Chain) (float64, bool) {
+	t.Helper()
+	mfs, err := ch.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gingov_ratelimit_redis_up" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if l := m.GetLabel(); len(l) == 1 && l[0].GetValue() == "ratelimit" {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
 }
 
 func TestSignalsCorrelated(t *testing.T) {
