@@ -28,11 +28,19 @@ func newEngine(b *testing.B, foundation bool) *gin.Engine {
 	r := gin.New()
 	if foundation {
 		l := logging.New(io.Discard, nil)
-		m, err := metrics.New(prometheus.NewRegistry())
+		m, err := metrics.NewHTTP(prometheus.NewRegistry())
 		if err != nil {
 			b.Fatal(err)
 		}
-		r.Use(logging.Recovery(l), logging.RequestID(), m.Middleware(), logging.AccessLog(l))
+		rid, err := logging.NewRequestID()
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := logging.NewAccessLog(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Use(logging.Recovery(l), rid.Middleware(), m.Middleware(), a.Middleware())
 		errcode.Handle(r)
 	}
 	r.GET("/ping", ping)

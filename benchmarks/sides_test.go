@@ -171,7 +171,11 @@ func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
 		r.Use(logging.Recovery(l))
 	}
 	if s.logging {
-		r.Use(logging.RequestID())
+		rid, err := logging.NewRequestID()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		r.Use(rid.Middleware())
 	}
 	switch {
 	case s.otelgin:
@@ -180,14 +184,18 @@ func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
 		r.Use(tracing.Middleware("ping", tracing.WithProvider(e.prov)))
 	}
 	if s.metrics {
-		m, err := metrics.New(e.reg)
+		m, err := metrics.NewHTTP(e.reg)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		r.Use(m.Middleware())
 	}
 	if s.logging {
-		r.Use(logging.AccessLog(l))
+		a, err := logging.NewAccessLog(l)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		r.Use(a.Middleware())
 	}
 	if s.ratelimit {
 		g, err := ratelimit.New(nil, ratelimit.PerIP(1e9, time.Second))

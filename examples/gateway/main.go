@@ -74,7 +74,7 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, metrics.WithSkipPaths("/metrics"))
+	m, err := metrics.NewHTTP(reg, metrics.WithSkipPaths("/metrics"))
 	if err != nil {
 		return err
 	}
@@ -121,16 +121,25 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 	}
 	defer func() { _ = perUser.Close() }()
 
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		return err
+	}
+	accessLog, err := logging.NewAccessLog(logger, logging.WithSkipPaths("/metrics"))
+	if err != nil {
+		return err
+	}
+
 	r := gin.New()
 	if err := r.SetTrustedProxies(nil); err != nil {
 		return err
 	}
 	r.Use(
 		logging.Recovery(logger),
-		logging.RequestID(),
+		requestID.Middleware(),
 		tp.Middleware(tracing.WithSkipPaths("/metrics", "/healthz", "/readyz"), tracing.WithResponseHeader("Trace-Id")),
 		m.Middleware(),
-		logging.AccessLog(logger, logging.WithSkipPaths("/metrics")),
+		accessLog.Middleware(),
 	)
 	errcode.Handle(r)
 	r.GET("/metrics", gin.WrapH(metrics.Handler(reg)))

@@ -77,9 +77,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer func() { _ = reg.Close() }()
 
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		return err
+	}
+	accessLog, err := logging.NewAccessLog(logger)
+	if err != nil {
+		return err
+	}
 	r := gin.New()
-	r.Use(logging.Recovery(logger), logging.RequestID(), tp.Middleware(tracing.WithSkipPaths("/healthz", "/readyz")),
-		logging.AccessLog(logger))
+	r.Use(logging.Recovery(logger), requestID.Middleware(), tp.Middleware(tracing.WithSkipPaths("/healthz", "/readyz")),
+		accessLog.Middleware())
 	errcode.Handle(r)
 	srv, err := registry.NewServer(r, o.addr, reg, registry.ServiceInstance{Name: "orders", Version: o.version},
 		registry.WithLogger(logger), registry.WithDrainDelay(o.drain))

@@ -62,7 +62,7 @@ func main() {
 
 // newRouter builds the governed Gin engine.
 func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provider) (*gin.Engine, error) {
-	m, err := metrics.New(reg, metrics.WithSkipPaths("/metrics"))
+	m, err := metrics.NewHTTP(reg, metrics.WithSkipPaths("/metrics"))
 	if err != nil {
 		return nil, err
 	}
@@ -92,18 +92,26 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 	if err != nil {
 		return nil, err
 	}
+	requestID, err := logging.NewRequestID()
+	if err != nil {
+		return nil, err
+	}
+	accessLog, err := logging.NewAccessLog(logger, logging.WithSkipPaths("/metrics", "/healthz"))
+	if err != nil {
+		return nil, err
+	}
 	r := gin.New()
 	if err := r.SetTrustedProxies(nil); err != nil { // no proxy in front: client_ip is the peer
 		return nil, err
 	}
 	r.Use(
 		logging.Recovery(logger), // outermost: every panic becomes the 500 envelope
-		logging.RequestID(),
+		requestID.Middleware(),
 		// Every request gets a trace id (sampled or not) for the logs,
 		// the envelopes and the Trace-Id header.
 		tp.Middleware(tracing.WithSkipPaths("/metrics", "/healthz"), tracing.WithResponseHeader("Trace-Id")),
 		m.Middleware(),
-		logging.AccessLog(logger, logging.WithSkipPaths("/metrics", "/healthz")),
+		accessLog.Middleware(),
 	)
 	errcode.Handle(r) // 404/405 and handler errors through the one envelope
 	r.Use(perIP.Middleware(), breakers.Middleware())
