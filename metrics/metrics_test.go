@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -385,46 +386,49 @@ func TestConcurrentRoutes(t *testing.T) {
 // TestExemplarPerBucketInterval checks that an exemplar is kept per bucket
 // for ExemplarInterval: a second sampled request in the same bucket right
 // after the first leaves the first's trace ID, one in another bucket
-// records its own.
+// records its own. It runs on synctest's clock, so the durations (0 and
+// 80 ms) are exact.
 func TestExemplarPerBucketInterval(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.NewHTTP(reg, metrics.WithBuckets(0.05, 100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := gin.New()
-	r.Use(m.Middleware())
-	r.GET("/x", func(c *gin.Context) {
-		if c.Query("slow") != "" {
-			time.Sleep(80 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		m, err := metrics.NewHTTP(reg, metrics.WithBuckets(0.05, 100))
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	serve := func(target string, id byte) string {
-		req := httptest.NewRequest("GET", target, nil)
-		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{id}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
-		r.ServeHTTP(httptest.NewRecorder(), req.WithContext(trace.ContextWithSpanContext(req.Context(), sc)))
-		return sc.TraceID().String()
-	}
-	first := serve("/x", 1)
-	serve("/x", 2)
-	slow := serve("/x?slow=1", 3)
+		r := gin.New()
+		r.Use(m.Middleware())
+		r.GET("/x", func(c *gin.Context) {
+			if c.Query("slow") != "" {
+				time.Sleep(80 * time.Millisecond)
+			}
+		})
+		serve := func(target string, id byte) string {
+			req := httptest.NewRequest("GET", target, nil)
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{id}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+			r.ServeHTTP(httptest.NewRecorder(), req.WithContext(trace.ContextWithSpanContext(req.Context(), sc)))
+			return sc.TraceID().String()
+		}
+		first := serve("/x", 1)
+		serve("/x", 2)
+		slow := serve("/x?slow=1", 3)
 
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[float64]string{}
-	for _, mf := range mfs {
-		if mf.GetName() != "http_server_request_duration_seconds" {
-			continue
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
-			if ex := b.GetExemplar(); ex != nil {
-				got[b.GetUpperBound()] = ex.GetLabel()[0].GetValue()
+		got := map[float64]string{}
+		for _, mf := range mfs {
+			if mf.GetName() != "http_server_request_duration_seconds" {
+				continue
+			}
+			for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+				if ex := b.GetExemplar(); ex != nil {
+					got[b.GetUpperBound()] = ex.GetLabel()[0].GetValue()
+				}
 			}
 		}
-	}
-	if got[0.05] != first || got[100] != slow || len(got) != 2 {
-		t.Fatalf("exemplars by bucket %v, want 0.05: %s (the first), 100: %s", got, first, slow)
-	}
+		if got[0.05] != first || got[100] != slow || len(got) != 2 {
+			t.Fatalf("exemplars by bucket %v, want 0.05: %s (the first), 100: %s", got, first, slow)
+		}
+	})
 }
