@@ -85,7 +85,8 @@ type config struct {
 	buckets      []float64
 	sizeBuckets  []float64
 	redisBuckets []float64
-	nativeFactor float64 // 0: off
+	native       bool // WithNativeHistograms was given
+	nativeFactor float64
 	noExemplars  bool
 	skip         skippath.Set
 }
@@ -124,7 +125,7 @@ func WithExemplars(on bool) HTTPOption { return httpOption(func(c *config) { c.n
 // only, unless its scrape config sets scrape_classic_histograms (2.45 and
 // later); the _bucket series that dashboards/gingov.json reads need it.
 func WithNativeHistograms(factor float64) SharedOption {
-	return func(c *config) { c.nativeFactor = factor }
+	return func(c *config) { c.native, c.nativeFactor = true, factor }
 }
 
 // newConfig applies opts in order over the defaults, with apply (the
@@ -141,7 +142,7 @@ func newConfig[O any](opts []O, apply func(O, *config)) (config, error) {
 		}
 		apply(o, &cfg)
 	}
-	if cfg.nativeFactor != 0 && !(cfg.nativeFactor > 1) {
+	if cfg.native && !(cfg.nativeFactor > 1) {
 		return cfg, fmt.Errorf("metrics: WithNativeHistograms: factor must be > 1, got %v", cfg.nativeFactor)
 	}
 	for _, b := range []struct {
@@ -169,7 +170,7 @@ func checkBuckets(name string, b []float64) error {
 
 func (c *config) histogram(name, help string, buckets []float64) prometheus.HistogramOpts {
 	o := prometheus.HistogramOpts{Namespace: c.namespace, Name: name, Help: help, Buckets: buckets}
-	if c.nativeFactor > 0 {
+	if c.native {
 		o.NativeHistogramBucketFactor = c.nativeFactor
 		o.NativeHistogramMaxBucketNumber = DefaultNativeMaxBuckets
 		o.NativeHistogramMinResetDuration = time.Hour

@@ -118,6 +118,7 @@ func TestOptionsValidated(t *testing.T) {
 		{"empty buckets", []metrics.HTTPOption{metrics.WithBuckets()}, "WithBuckets: no buckets"},
 		{"size buckets", []metrics.HTTPOption{metrics.WithSizeBuckets(10, 10)}, "WithSizeBuckets: buckets must be strictly increasing"},
 		{"native factor", []metrics.HTTPOption{metrics.WithNativeHistograms(1)}, "WithNativeHistograms: factor must be > 1"},
+		{"native factor 0", []metrics.HTTPOption{metrics.WithNativeHistograms(0)}, "WithNativeHistograms: factor must be > 1"},
 		{"native factor NaN", []metrics.HTTPOption{metrics.WithNativeHistograms(math.NaN())}, "WithNativeHistograms: factor must be > 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
