@@ -42,7 +42,9 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //   - gingov_ratelimit_redis_duration_seconds{rule}: time of the decisions
 //     answered by a Redis round trip ([DefaultRedisBuckets]).
 //   - gingov_ratelimit_redis_up{limiter}: 1 while the limiter's Redis
-//     answers, 0 while its failure policy answers instead.
+//     answers, 0 while its failure policy answers instead. It and the two
+//     series below exist only for limiters that have a Redis (see
+//     [Governance.RedisHealthHook]).
 //   - gingov_ratelimit_redis_health_changes_total{limiter, state}: Redis
 //     going "down" and coming back "up".
 //   - gingov_ratelimit_fallback_activations_total{limiter}: times the
