@@ -66,11 +66,11 @@ type HTTPOption interface{ applyHTTP(*config) }
 // GovernanceOption configures [NewGovernance].
 type GovernanceOption interface{ applyGovernance(*config) }
 
-// SharedOption configures both [NewHTTP] and [NewGovernance].
-type SharedOption func(*config)
+// CommonOption is an option of both [NewHTTP] and [NewGovernance].
+type CommonOption func(*config)
 
-func (f SharedOption) applyHTTP(c *config)       { f(c) }
-func (f SharedOption) applyGovernance(c *config) { f(c) }
+func (f CommonOption) applyHTTP(c *config)       { f(c) }
+func (f CommonOption) applyGovernance(c *config) { f(c) }
 
 type httpOption func(*config)
 
@@ -92,7 +92,7 @@ type config struct {
 }
 
 // WithNamespace prefixes every metric name with ns and "_" (default none).
-func WithNamespace(ns string) SharedOption { return func(c *config) { c.namespace = ns } }
+func WithNamespace(ns string) CommonOption { return func(c *config) { c.namespace = ns } }
 
 // WithBuckets sets the request-duration histogram buckets, in seconds
 // (default [DefaultBuckets]); they must be strictly increasing.
@@ -124,7 +124,7 @@ func WithExemplars(on bool) HTTPOption { return httpOption(func(c *config) { c.n
 // A Prometheus with native histograms enabled then stores the native one
 // only, unless its scrape config sets scrape_classic_histograms (2.45 and
 // later); the _bucket series that dashboards/gingov.json reads need it.
-func WithNativeHistograms(factor float64) SharedOption {
+func WithNativeHistograms(factor float64) CommonOption {
 	return func(c *config) { c.native, c.nativeFactor = true, factor }
 }
 
@@ -137,7 +137,7 @@ func newConfig[O any](opts []O, apply func(O, *config)) (config, error) {
 		redisBuckets: DefaultRedisBuckets,
 	}
 	for i, o := range opts {
-		if any(o) == nil {
+		if f, ok := any(o).(CommonOption); any(o) == nil || ok && f == nil {
 			return cfg, fmt.Errorf("metrics: option %d is nil", i+1)
 		}
 		apply(o, &cfg)

@@ -115,6 +115,7 @@ func TestOptionsValidated(t *testing.T) {
 		want string
 	}{
 		{"nil option", []metrics.HTTPOption{metrics.WithExemplars(true), nil}, "metrics: option 2 is nil"},
+		{"nil common option", []metrics.HTTPOption{metrics.CommonOption(nil)}, "metrics: option 1 is nil"},
 		{"empty buckets", []metrics.HTTPOption{metrics.WithBuckets()}, "WithBuckets: no buckets"},
 		{"size buckets", []metrics.HTTPOption{metrics.WithSizeBuckets(10, 10)}, "WithSizeBuckets: buckets must be strictly increasing"},
 		{"native factor", []metrics.HTTPOption{metrics.WithNativeHistograms(1)}, "WithNativeHistograms: factor must be > 1"},
