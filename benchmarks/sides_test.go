@@ -138,7 +138,7 @@ type env struct {
 
 // newEnv builds an env whose tracer provider samples samplePercent of the
 // requests (0: the row does not trace; 100 then). Both sides' providers
-// come from gingov's tracing.Setup, so their SDK setup is the same by
+// come from gingov's tracing.New, so their SDK setup is the same by
 // construction: the SDK's TracerProvider with ParentBased(TraceIDRatioBased),
 // a batch span processor over the counting exporter, gingov's ID
 // generator, W3C trace-context + baggage propagators.
@@ -148,7 +148,7 @@ func newEnv(tb testing.TB, samplePercent int) *env {
 	}
 	e := &env{log: &sink{}, spans: &spanSink{}, reg: prometheus.NewRegistry(),
 		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
-	p, err := tracing.Setup(context.Background(), "ping",
+	p, err := tracing.New(context.Background(), "ping",
 		tracing.WithSampleRatio(float64(samplePercent)/100),
 		tracing.WithSpanExporter(e.spans),
 		tracing.WithPropagator(e.prop))
@@ -181,7 +181,11 @@ func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
 	case s.otelgin:
 		r.Use(otelgin.Middleware("ping", otelgin.WithTracerProvider(e.tp), otelgin.WithPropagators(e.prop)))
 	case s.tracing:
-		r.Use(tracing.Middleware("ping", tracing.WithProvider(e.prov)))
+		srv, err := tracing.NewServer("ping", tracing.WithProvider(e.prov))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		r.Use(srv.Middleware())
 	}
 	if s.metrics {
 		m, err := metrics.NewHTTP(e.reg)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
-core=(./errcode ./logging ./ratelimit ./circuitbreaker ./metrics ./tracing)
+core=(./errcode ./logging ./ratelimit ./circuitbreaker ./metrics ./registry ./tracing/...)
 bad=$(go list -deps "${core[@]}" | grep -Ei 'nacos|sentinel|aliyun|kratos' || true)
 if [ -n "$bad" ]; then
 	echo "check-deps: core packages import heavy backends:"
@@ -25,3 +25,30 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 echo "check-deps: core packages link no OpenTelemetry SDK, exporter or gRPC"
+
+# tracing itself links the SDK but no exporter and no gRPC: a program picks
+# its exporter by importing tracing/otlphttp, tracing/otlpgrpc or
+# tracing/stdout.
+bad=$(go list -deps ./tracing | grep -E '^go\.opentelemetry\.io/otel/exporters|^google\.golang\.org/grpc' || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: tracing links an exporter or gRPC:"
+	echo "$bad"
+	exit 1
+fi
+echo "check-deps: tracing links no exporter and no gRPC"
+
+# A Gin program exporting spans over OTLP/HTTP (internal/depcheck/otlphttp)
+# links neither gRPC nor the OTLP/gRPC exporter.
+sample=./internal/depcheck/otlphttp
+deps=$(go list -deps "$sample")
+if ! grep -qx 'github.com/gingov/gingov/tracing/otlphttp' <<<"$deps"; then
+	echo "check-deps: $sample does not use tracing/otlphttp"
+	exit 1
+fi
+bad=$(grep -E '^google\.golang\.org/grpc|otlptracegrpc|^github\.com/grpc-ecosystem' <<<"$deps" || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: a Gin program exporting over OTLP/HTTP links gRPC:"
+	echo "$bad"
+	exit 1
+fi
+echo "check-deps: a Gin program exporting over OTLP/HTTP links no gRPC and no OTLP/gRPC exporter"

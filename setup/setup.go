@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/errcode"
@@ -43,6 +44,9 @@ import (
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/sentinel"
 	"github.com/gingov/gingov/tracing"
+	"github.com/gingov/gingov/tracing/otlpgrpc"
+	"github.com/gingov/gingov/tracing/otlphttp"
+	"github.com/gingov/gingov/tracing/stdout"
 )
 
 // DefaultMetricsPath serves the metrics when Metrics.Path is empty.
@@ -248,16 +252,13 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 
 func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (gin.HandlerFunc, error) {
 	t := cfg.Tracing
-	exporter := tracing.ExporterNone
-	if t.Exporter != "" {
-		exporter = tracing.Exporter(t.Exporter)
+	var opts []tracing.Option
+	exp, err := traceExporter(ctx, t, ch.opts.logOut)
+	if err != nil {
+		return nil, fmt.Errorf("setup: tracing: %w", err)
 	}
-	opts := []tracing.Option{tracing.WithExporter(exporter)}
-	if t.Endpoint != "" {
-		opts = append(opts, tracing.WithEndpoint(t.Endpoint))
-	}
-	if t.Insecure {
-		opts = append(opts, tracing.WithInsecure())
+	if exp != nil {
+		opts = append(opts, tracing.WithSpanExporter(exp))
 	}
 	if t.SampleRatio != nil {
 		opts = append(opts, tracing.WithSampleRatio(*t.SampleRatio))
@@ -268,10 +269,7 @@ func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (g
 	if cfg.Service.Instance != "" {
 		opts = append(opts, tracing.WithServiceInstance(cfg.Service.Instance))
 	}
-	if exporter == tracing.ExporterStdout && ch.opts.logOut != nil {
-		opts = append(opts, tracing.WithStdoutWriter(ch.opts.logOut))
-	}
-	tp, err := tracing.Setup(ctx, cfg.Service.Name, opts...)
+	tp, err := tracing.New(ctx, cfg.Service.Name, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: tracing: %w", err)
 	}
@@ -281,11 +279,48 @@ func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (g
 	if skip == nil && !cfg.Metrics.Disabled && metricsPath != "-" {
 		skip = []string{metricsPath}
 	}
-	hopts := []tracing.HTTPOption{tracing.WithSkipPaths(skip...)}
+	sopts := []tracing.ServerOption{tracing.WithProvider(tp), tracing.WithSkipPaths(skip...)}
 	if t.ResponseHeader != "" {
-		hopts = append(hopts, tracing.WithResponseHeader(t.ResponseHeader))
+		sopts = append(sopts, tracing.WithResponseHeader(t.ResponseHeader))
 	}
-	return tp.Middleware(hopts...), nil
+	srv, err := tracing.NewServer("", sopts...)
+	if err != nil {
+		return nil, fmt.Errorf("setup: tracing: %w", err)
+	}
+	return srv.Middleware(), nil
+}
+
+// traceExporter builds the exporter tracing.exporter names (nil for none).
+// setup links every exporter; a program that imports tracing alone links
+// only the one it picks.
+func traceExporter(ctx context.Context, t Tracing, logOut io.Writer) (sdktrace.SpanExporter, error) {
+	switch t.Exporter {
+	case "stdout":
+		var o []stdout.Option
+		if logOut != nil {
+			o = append(o, stdout.WithWriter(logOut))
+		}
+		return stdout.New(o...)
+	case "otlp-grpc":
+		var o []otlpgrpc.Option
+		if t.Endpoint != "" {
+			o = append(o, otlpgrpc.WithEndpoint(t.Endpoint))
+		}
+		if t.Insecure {
+			o = append(o, otlpgrpc.WithInsecure())
+		}
+		return otlpgrpc.New(ctx, o...)
+	case "otlp-http":
+		var o []otlphttp.Option
+		if t.Endpoint != "" {
+			o = append(o, otlphttp.WithEndpoint(t.Endpoint))
+		}
+		if t.Insecure {
+			o = append(o, otlphttp.WithInsecure())
+		}
+		return otlphttp.New(ctx, o...)
+	}
+	return nil, nil // "" and "none"; Parse rejects any other name
 }
 
 func requestID(l Log) (gin.HandlerFunc, error) {

@@ -44,7 +44,7 @@ func BenchmarkOtelgin(b *testing.B) {
 
 func benchProvider(b *testing.B, ratio float64) *tracing.Provider {
 	b.Helper()
-	p, err := tracing.Setup(b.Context(), "ping", tracing.WithSpanExporter(discard{}), tracing.WithSampleRatio(ratio))
+	p, err := tracing.New(b.Context(), "ping", tracing.WithSpanExporter(discard{}), tracing.WithSampleRatio(ratio))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func BenchmarkTracing(b *testing.B) {
 
 // BenchmarkTracingSkipped is a skipped path (/ping here).
 func BenchmarkTracingSkipped(b *testing.B) {
-	benchping.Run(b, benchProvider(b, 1).Middleware(tracing.WithSkipPaths("/ping")))
+	benchping.Run(b, middleware(b, "", tracing.WithProvider(benchProvider(b, 1)), tracing.WithSkipPaths("/ping")))
 }
 
 // BenchmarkTracingParallel is BenchmarkTracing from GOMAXPROCS goroutines.

@@ -1,22 +1,29 @@
-// Package tracing sets up OpenTelemetry tracing for a Gin service: one
-// call to [Setup] builds the TracerProvider (OTLP over gRPC or HTTP,
-// stdout, or no exporter; service resource; parent-based ratio sampler;
-// W3C tracecontext and baggage propagation), [Provider.Middleware] traces
-// each request through otelgin, and [NewTransport] / [Client] carry the
-// trace to the services a handler calls.
+// Package tracing sets up OpenTelemetry tracing for a Gin service: [New]
+// builds the TracerProvider (service resource, parent-based ratio sampler,
+// W3C tracecontext and baggage propagation, the exporters you pass),
+// [NewServer] traces each request through otelgin, and [NewTransport] /
+// [Provider.Client] carry the trace to the services a handler calls.
 //
-//	tp, err := tracing.Setup(ctx, "orders",
-//		tracing.WithExporter(tracing.ExporterOTLPHTTP),
-//		tracing.WithEndpoint("127.0.0.1:4318"), tracing.WithInsecure(),
-//		tracing.WithSampleRatio(0.1))
+// Exporters live in their own packages, so that a program links only the
+// one it uses: [github.com/gingov/gingov/tracing/otlphttp] (OTLP over
+// HTTP; links no gRPC), [github.com/gingov/gingov/tracing/otlpgrpc] and
+// [github.com/gingov/gingov/tracing/stdout]. This package links the SDK
+// and none of them.
+//
+//	exp, err := otlphttp.New(ctx, otlphttp.WithEndpoint("127.0.0.1:4318"), otlphttp.WithInsecure())
+//	if err != nil { ... }
+//	tp, err := tracing.New(ctx, "orders", tracing.WithSpanExporter(exp), tracing.WithSampleRatio(0.1))
 //	if err != nil { ... }
 //	defer tp.Shutdown(context.Background()) // flushes queued spans
+//	srv, err := tracing.NewServer("", tracing.WithProvider(tp),
+//		tracing.WithSkipPaths("/healthz", "/metrics"), tracing.WithResponseHeader(tracing.DefaultResponseHeader))
+//	if err != nil { ... }
 //
 //	r := gin.New()
 //	r.Use(
 //		logging.Recovery(logger),
 //		requestID.Middleware(), // logging.NewRequestID()
-//		tp.Middleware(tracing.WithSkipPaths("/healthz", "/metrics")),
+//		srv.Middleware(),       // or tp.Middleware(), with no option
 //		accessLog.Middleware(), // logging.NewAccessLog(logger)
 //	)
 //	client := tp.Client() // outbound calls continue the trace
@@ -24,6 +31,13 @@
 // The trace ID of every request, sampled or not, reaches the access log
 // line (trace_id, span_id), the errcode envelope (trace_id) and, with
 // [WithResponseHeader], a response header.
+//
+// Options follow the kit's convention: [Option] configures New,
+// [ServerOption] NewServer and [TransportOption] NewTransport; the
+// options valid for both sides ([WithProvider], [WithOTel]) are
+// [HTTPOption]s, and a server-only option passed to NewTransport does not
+// compile. Every option is checked by its constructor, which returns an
+// error naming it.
 //
 // # Cost
 //

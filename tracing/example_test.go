@@ -18,14 +18,19 @@ import (
 
 // A service traced with the kit's chain: the span is named by the route,
 // a 4xx is not an error, and the trace ID reaches the response header.
-func ExampleSetup() {
-	rec := tracetest.NewSpanRecorder() // in production: WithExporter(tracing.ExporterOTLPGRPC), …
-	tp, err := tracing.Setup(context.Background(), "orders",
+func ExampleNew() {
+	rec := tracetest.NewSpanRecorder() // in production: WithSpanExporter(exp), exp from otlphttp.New
+	tp, err := tracing.New(context.Background(), "orders",
 		tracing.WithSpanProcessor(rec), tracing.WithSampleRatio(1))
 	if err != nil {
 		panic(err)
 	}
 	defer tp.Shutdown(context.Background())
+	srv, err := tracing.NewServer("orders", tracing.WithProvider(tp),
+		tracing.WithSkipPaths("/healthz"), tracing.WithResponseHeader(tracing.DefaultResponseHeader))
+	if err != nil {
+		panic(err)
+	}
 
 	logger := logging.New(io.Discard, nil)
 	requestID, err := logging.NewRequestID()
@@ -37,9 +42,7 @@ func ExampleSetup() {
 		panic(err)
 	}
 	r := gin.New()
-	r.Use(logging.Recovery(logger), requestID.Middleware(),
-		tp.Middleware(tracing.WithSkipPaths("/healthz"), tracing.WithResponseHeader(tracing.DefaultResponseHeader)),
-		accessLog.Middleware())
+	r.Use(logging.Recovery(logger), requestID.Middleware(), srv.Middleware(), accessLog.Middleware())
 	errcode.Handle(r)
 	r.GET("/orders/:id", func(c *gin.Context) {
 		if c.Param("id") == "0" {
@@ -69,7 +72,7 @@ func ExampleSetup() {
 // Service A calls service B through the provider's client: B continues
 // A's trace.
 func ExampleProvider_Client() {
-	tp, err := tracing.Setup(context.Background(), "a")
+	tp, err := tracing.New(context.Background(), "a")
 	if err != nil {
 		panic(err)
 	}

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
-	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -18,80 +15,63 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 
+	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/internal/skippath"
 )
 
-// DefaultResponseHeader is a conventional name for [WithResponseHeader].
-const DefaultResponseHeader = "Trace-Id"
-
-// HTTPOption configures [Middleware], [NewTransport] and [Client].
-type HTTPOption func(*httpConfig)
-
-type httpConfig struct {
-	provider *Provider
-	tp       trace.TracerProvider
-	prop     propagation.TextMapPropagator
-	skip     map[string]bool
-	header   string
+// Server traces the requests of a Gin server. Build it with [NewServer];
+// it is safe for concurrent use.
+type Server struct {
+	skip    skippath.Set
+	prop    propagation.TextMapPropagator
+	sampler sdktrace.Sampler // nil: otelgin and the provider's sampler decide
+	header  string
+	names   spanNames
+	otel    gin.HandlerFunc
 }
 
-// WithProvider uses p's tracer provider and propagator. With it the
-// server middleware knows the sampler and drops unsampled requests before
-// any instrumentation runs (see [Middleware]). A nil p is ignored.
-func WithProvider(p *Provider) HTTPOption {
-	return func(c *httpConfig) {
-		if p != nil {
-			c.provider, c.tp, c.prop = p, p.tp, p.prop
-		}
+// NewServer returns the server side of tracing: [Server.Middleware] traces
+// each request in a server span, through otelgin with the current HTTP
+// semantic conventions. server names the server for the server.address
+// attribute ("" takes the request's Host).
+//
+// With [WithProvider], the middleware decides sampling itself first, with
+// the provider's sampler and the trace ID the SDK would have used: a
+// request the sampler drops never reaches otelgin. It gets a non-recording
+// span context instead (the parent's trace ID, or a new one; a new span
+// ID; the sampled flag off), so logs, envelopes and outbound requests still
+// carry its trace ID. Sampled requests are traced exactly as otelgin does.
+// Without it ([WithOTel], or nothing: OpenTelemetry's globals) every
+// request goes through otelgin.
+//
+// otelgin's own OpenTelemetry metrics are off: the metrics package counts
+// requests. A nil option or an invalid one is an error naming it.
+func NewServer(server string, opts ...ServerOption) (*Server, error) {
+	cfg, err := newServerConfig(opts)
+	if err != nil {
+		return nil, err
 	}
+	return newServer(server, cfg), nil
 }
 
-// WithOTel uses a tracer provider and propagator built elsewhere (nil
-// ones: OpenTelemetry's globals, the default). Every request then goes
-// through otelgin, which starts the span and lets tp's sampler decide.
-func WithOTel(tp trace.TracerProvider, prop propagation.TextMapPropagator) HTTPOption {
-	return func(c *httpConfig) {
-		c.provider, c.tp, c.prop = nil, tp, prop
+func newServer(server string, cfg serverConfig) *Server {
+	s := &Server{skip: cfg.skip, prop: cfg.prop, header: cfg.header}
+	s.names.Limit = maxSpanNames
+	if cfg.provider != nil {
+		s.sampler = cfg.provider.sampler
 	}
+	s.otel = otelgin.Middleware(server,
+		otelgin.WithTracerProvider(wrapProvider{tp: cfg.tp}),
+		// The middleware extracts the parent itself, before otelgin runs.
+		otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+		otelgin.WithMeterProvider(noop.NewMeterProvider()),
+		otelgin.WithSpanNameFormatter(s.names.name),
+	)
+	return s
 }
 
-// WithSkipPaths traces nothing, at no cost, for requests whose URL path or
-// route template is one of paths (health checks, /metrics). Such requests
-// carry no trace ID. Server middleware only.
-func WithSkipPaths(paths ...string) HTTPOption {
-	return func(c *httpConfig) {
-		for _, p := range paths {
-			c.skip[p] = true
-		}
-	}
-}
-
-// WithResponseHeader echoes the request's trace ID (32 lowercase hex
-// digits, sampled or not) in the named response header, e.g.
-// [DefaultResponseHeader]. Default: no header. Server middleware only.
-// [Middleware] panics when name is not a valid header name.
-func WithResponseHeader(name string) HTTPOption {
-	return func(c *httpConfig) { c.header = name }
-}
-
-func newHTTPConfig(opts []HTTPOption) httpConfig {
-	cfg := httpConfig{skip: map[string]bool{}}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if cfg.tp == nil {
-		cfg.tp = otel.GetTracerProvider() // delegates to whatever is set later
-	}
-	if cfg.prop == nil {
-		cfg.prop = otel.GetTextMapPropagator()
-	}
-	return cfg
-}
-
-// Middleware traces each request in a server span, through otelgin with
-// the current HTTP semantic conventions:
+// Middleware traces each request in a server span:
 //
 //   - the span is named by method and route template ("GET /orders/:id");
 //     a request no route matches is named by its method alone ("GET",
@@ -105,78 +85,34 @@ func newHTTPConfig(opts []HTTPOption) httpConfig {
 //     which renders the envelope with the trace ID;
 //   - the span's context is in c.Request's context for everything after
 //     the middleware: access log and error envelopes read the trace ID
-//     from it, and [NewTransport] propagates it.
+//     from it, and [Transport] propagates it.
 //
 // Put it after logging's RequestID and before its AccessLog and the
-// metrics middleware. server names the server for the server.address
-// attribute ("" takes the request's Host).
-//
-// With [WithProvider], the middleware decides sampling itself first, with
-// the provider's sampler and the trace ID the SDK would have used: a
-// request the sampler drops never reaches otelgin. It gets a non-recording
-// span context instead (the parent's trace ID, or a new one; a new span
-// ID; the sampled flag off), so logs, envelopes and outbound requests still
-// carry its trace ID. Sampled requests are traced exactly as otelgin does.
-//
-// otelgin's own OpenTelemetry metrics are off: the metrics package counts
-// requests. Middleware panics at construction on an invalid
-// [WithResponseHeader] name.
-func Middleware(server string, opts ...HTTPOption) gin.HandlerFunc {
-	cfg := newHTTPConfig(opts)
-	m := &middleware{
-		skip:  cfg.skip,
-		prop:  cfg.prop,
-		names: newSpanNames(),
-	}
-	if cfg.header != "" {
-		if !validHeaderName(cfg.header) {
-			panic(fmt.Sprintf("tracing: WithResponseHeader: %q is not a header name", cfg.header))
-		}
-		m.header = http.CanonicalHeaderKey(cfg.header)
-	}
-	if cfg.provider != nil {
-		m.sampler = cfg.provider.sampler
-	}
-	m.otel = otelgin.Middleware(server,
-		otelgin.WithTracerProvider(wrapProvider{tp: cfg.tp}),
-		// The middleware extracts the parent itself, before otelgin runs.
-		otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
-		otelgin.WithMeterProvider(noop.NewMeterProvider()),
-		otelgin.WithSpanNameFormatter(m.names.name),
-	)
-	return m.handle
+// metrics middleware.
+func (s *Server) Middleware() gin.HandlerFunc { return s.handle }
+
+// Middleware is the middleware of a [Server] with [WithProvider](p), the
+// request's Host as server name and no other option. For skip paths or a
+// response header, use [NewServer] with [WithProvider](p).
+func (p *Provider) Middleware() gin.HandlerFunc {
+	return newServer("", serverConfig{httpConfig: p.httpConfig()}).Middleware()
 }
 
-// Middleware is [Middleware] with [WithProvider](p) and the request's Host
-// as server name.
-func (p *Provider) Middleware(opts ...HTTPOption) gin.HandlerFunc {
-	return Middleware("", append([]HTTPOption{WithProvider(p)}, opts...)...)
-}
-
-type middleware struct {
-	skip    map[string]bool
-	prop    propagation.TextMapPropagator
-	sampler sdktrace.Sampler // nil: otelgin and the provider's sampler decide
-	header  string
-	names   *spanNames
-	otel    gin.HandlerFunc
-}
-
-func (m *middleware) handle(c *gin.Context) {
-	if len(m.skip) > 0 && (m.skip[c.Request.URL.Path] || m.skip[c.FullPath()]) {
+func (s *Server) handle(c *gin.Context) {
+	if s.skip.Skip(c) {
 		c.Next()
 		return
 	}
-	ctx := m.prop.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+	ctx := s.prop.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
 	var preset trace.TraceID
-	if m.sampler != nil {
+	if s.sampler != nil {
 		psc := trace.SpanContextFromContext(ctx)
 		tid := psc.TraceID()
 		if !tid.IsValid() {
 			tid = newTraceID()
 			preset = tid
 		}
-		res := m.sampler.ShouldSample(sdktrace.SamplingParameters{
+		res := s.sampler.ShouldSample(sdktrace.SamplingParameters{
 			ParentContext: ctx, TraceID: tid, Kind: trace.SpanKindServer,
 		})
 		if res.Decision == sdktrace.Drop {
@@ -188,14 +124,14 @@ func (m *middleware) handle(c *gin.Context) {
 				TraceState: res.Tracestate,
 			})
 			c.Request = c.Request.WithContext(trace.ContextWithSpanContext(ctx, sc))
-			if m.header != "" {
-				c.Writer.Header()[m.header] = []string{tid.String()}
+			if s.header != "" {
+				c.Writer.Header()[s.header] = []string{tid.String()}
 			}
 			c.Next()
 			return
 		}
 	}
-	st := &serverState{Context: ctx, c: c, header: m.header, presetTrace: preset}
+	st := &serverState{Context: ctx, c: c, header: s.header, presetTrace: preset}
 	c.Request = c.Request.WithContext(st)
 	defer func() {
 		// otelgin put its saved context back; after a panic, leave the
@@ -204,7 +140,7 @@ func (m *middleware) handle(c *gin.Context) {
 			c.Request = c.Request.WithContext(st.spanCtx)
 		}
 	}()
-	m.otel(c)
+	s.otel(c)
 }
 
 // stateKey finds a request's serverState in its context.
@@ -325,18 +261,9 @@ const maxSpanNames = 4096
 
 type routeKey struct{ method, route string }
 
-// spanNames caches "METHOD /route" strings in a copy-on-write map, so a
-// request reads its span name without allocating or locking.
-type spanNames struct {
-	m  atomic.Pointer[map[routeKey]string]
-	mu sync.Mutex
-}
-
-func newSpanNames() *spanNames {
-	n := &spanNames{}
-	n.m.Store(&map[routeKey]string{})
-	return n
-}
+// spanNames caches "METHOD /route" strings, so a request reads its span
+// name without allocating or locking.
+type spanNames struct{ cowmap.Map[routeKey, string] }
 
 func (n *spanNames) name(c *gin.Context) string {
 	method := c.Request.Method
@@ -348,37 +275,9 @@ func (n *spanNames) name(c *gin.Context) string {
 		return method
 	}
 	k := routeKey{method, route}
-	if s, ok := (*n.m.Load())[k]; ok {
+	if s, ok := n.Load(k); ok {
 		return s
 	}
-	s := method + " " + route
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	old := *n.m.Load()
-	if len(old) < maxSpanNames {
-		next := make(map[routeKey]string, len(old)+1)
-		for k, v := range old {
-			next[k] = v
-		}
-		next[k] = s
-		n.m.Store(&next)
-	}
+	s, _ := n.LoadOrStore(k, method+" "+route)
 	return s
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '_', c == '!', c == '#', c == '$', c == '%', c == '&', c == '\'',
-			c == '*', c == '+', c == '.', c == '^', c == '`', c == '|', c == '~':
-		default:
-			return false
-		}
-	}
-	return true
 }

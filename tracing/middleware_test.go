@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -152,7 +151,7 @@ func TestServerSpans(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.target, func(t *testing.T) {
 			p, rec := newRecorded(t)
-			s := newServer(p.Middleware(tracing.WithResponseHeader(tracing.DefaultResponseHeader)))
+			s := newServer(middleware(t, "", tracing.WithProvider(p), tracing.WithResponseHeader(tracing.DefaultResponseHeader)))
 			w := s.do(t, http.MethodGet, c.target, nil)
 			if w.Code != c.status {
 				t.Fatalf("status %d; want %d: %s", w.Code, c.status, w.Body)
@@ -228,7 +227,7 @@ func TestPanicRecordedWithStack(t *testing.T) {
 
 func TestSkipPathsAreNotTraced(t *testing.T) {
 	p, rec := newRecorded(t)
-	s := newServer(p.Middleware(tracing.WithSkipPaths("/healthz", "/orders/:id"), tracing.WithResponseHeader("X-Trace")))
+	s := newServer(middleware(t, "", tracing.WithProvider(p), tracing.WithSkipPaths("/healthz", "/orders/:id"), tracing.WithResponseHeader("X-Trace")))
 	for _, target := range []string{"/healthz", "/orders/7"} {
 		w := s.do(t, http.MethodGet, target, http.Header{"Traceparent": {"00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"}})
 		if w.Code != 200 || w.Header().Get("X-Trace") != "" {
@@ -263,13 +262,44 @@ func TestSpanNamesBounded(t *testing.T) {
 	}
 }
 
-func TestResponseHeaderValidated(t *testing.T) {
-	defer func() {
-		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), `tracing: WithResponseHeader: "bad header" is not a header name`) {
-			t.Fatalf("panic %v", p)
+// Every server and transport option is checked by the constructor, which
+// names the option in its error.
+func TestOptionsValidated(t *testing.T) {
+	for _, c := range []struct {
+		opts []tracing.ServerOption
+		want string
+	}{
+		{[]tracing.ServerOption{tracing.WithResponseHeader("bad header")}, `tracing: WithResponseHeader: "bad header" is not a header name`},
+		{[]tracing.ServerOption{tracing.WithResponseHeader("")}, `tracing: WithResponseHeader: "" is not a header name`},
+		{[]tracing.ServerOption{tracing.WithProvider(nil)}, "tracing: WithProvider: provider is nil"},
+		{[]tracing.ServerOption{tracing.WithSkipPaths("/healthz"), nil}, "tracing: option 2 is nil"},
+	} {
+		if s, err := tracing.NewServer("", c.opts...); s != nil || err == nil || err.Error() != c.want {
+			t.Errorf("NewServer: %v, %v; want %q", s, err, c.want)
 		}
-	}()
-	tracing.Middleware("", tracing.WithResponseHeader("bad header"))
+	}
+	for _, c := range []struct {
+		opts []tracing.TransportOption
+		want string
+	}{
+		{[]tracing.TransportOption{tracing.WithProvider(nil)}, "tracing: WithProvider: provider is nil"},
+		{[]tracing.TransportOption{nil}, "tracing: option 1 is nil"},
+	} {
+		if tr, err := tracing.NewTransport(nil, c.opts...); tr != nil || err == nil || err.Error() != c.want {
+			t.Errorf("NewTransport: %v, %v; want %q", tr, err, c.want)
+		}
+	}
+}
+
+// middleware is NewServer(server, opts...).Middleware(), failing the test
+// on a construction error.
+func middleware(t testing.TB, server string, opts ...tracing.ServerOption) gin.HandlerFunc {
+	t.Helper()
+	s, err := tracing.NewServer(server, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Middleware()
 }
 
 // Without a Provider, the middleware runs any TracerProvider through
@@ -278,7 +308,7 @@ func TestMiddlewareWithOtherProvider(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
-	s := newServer(tracing.Middleware("orders.example", tracing.WithOTel(tp, propagation.TraceContext{})))
+	s := newServer(middleware(t, "orders.example", tracing.WithOTel(tp, propagation.TraceContext{})))
 	parent := "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"
 	for _, target := range []string{"/bad", "/panic"} {
 		w := s.do(t, http.MethodGet, target, http.Header{"Traceparent": {parent}})
@@ -306,7 +336,7 @@ func TestMiddlewareWithOtherProvider(t *testing.T) {
 // With OpenTelemetry's default global provider (a no-op) nothing is traced
 // and no trace ID is invented: Setup or WithOTel is needed.
 func TestMiddlewareWithNoopGlobal(t *testing.T) {
-	s := newServer(tracing.Middleware("", tracing.WithResponseHeader("Trace-Id")))
+	s := newServer(middleware(t, "", tracing.WithResponseHeader("Trace-Id")))
 	info, w := ctxInfo(t, s, nil)
 	if info.TraceID != "00000000000000000000000000000000" || w.Header().Get("Trace-Id") != "" {
 		t.Fatalf("context %+v, header %q", info, w.Header().Get("Trace-Id"))

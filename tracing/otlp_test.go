@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gingov/gingov/tracing"
+	"github.com/gingov/gingov/tracing/otlpgrpc"
+	"github.com/gingov/gingov/tracing/otlphttp"
 )
 
 // collector keeps what an OTLP receiver got.
@@ -62,7 +64,7 @@ func (c *collector) spans() (res []map[string]string, spans []*tracepb.Span, aut
 func serveOnce(t *testing.T, p *tracing.Provider) string {
 	t.Helper()
 	r := gin.New()
-	r.Use(p.Middleware(tracing.WithResponseHeader("Trace-Id")))
+	r.Use(middleware(t, "", tracing.WithProvider(p), tracing.WithResponseHeader("Trace-Id")))
 	r.GET("/orders/:id", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/orders/42", nil))
@@ -77,8 +79,8 @@ func serveOnce(t *testing.T, p *tracing.Provider) string {
 func checkExported(t *testing.T, p *tracing.Provider, col *collector, wantAuth string) {
 	t.Helper()
 	tid := serveOnce(t, p)
-	// The batch timeout is an hour: nothing leaves before the flush.
-	time.Sleep(100 * time.Millisecond)
+	// The batch timeout is an hour: nothing leaves before the flush
+	// (TestBatchTimeout waits the hour in fake time).
 	if _, spans, _ := col.spans(); len(spans) != 0 {
 		t.Fatalf("%d spans exported before Shutdown", len(spans))
 	}
@@ -124,12 +126,28 @@ func traceHex(b []byte) string {
 	return string(out)
 }
 
-func otlpOptions(extra ...tracing.Option) []tracing.Option {
-	return append([]tracing.Option{
-		tracing.WithServiceVersion("v2"),
-		tracing.WithHeaders(map[string]string{"Authorization": "Bearer t0ken"}),
-		tracing.WithBatchOptions(sdktrace.WithBatchTimeout(time.Hour)),
-	}, extra...)
+var authHeader = map[string]string{"Authorization": "Bearer t0ken"}
+
+// built fails the test when building an exporter failed.
+func built(t *testing.T) func(sdktrace.SpanExporter, error) sdktrace.SpanExporter {
+	return func(exp sdktrace.SpanExporter, err error) sdktrace.SpanExporter {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exp
+	}
+}
+
+// newOTLP is New("orders") exporting to exp, batches leaving on flush only.
+func newOTLP(t *testing.T, exp sdktrace.SpanExporter) *tracing.Provider {
+	t.Helper()
+	p, err := tracing.New(t.Context(), "orders", tracing.WithSpanExporter(exp),
+		tracing.WithServiceVersion("v2"), tracing.WithBatchOptions(sdktrace.WithBatchTimeout(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // A real OTLP/HTTP receiver on loopback decodes the protobuf export.
@@ -156,18 +174,13 @@ func TestOTLPHTTPExport(t *testing.T) {
 				_, _ = w.Write(out)
 			}))
 			defer srv.Close()
-			var opts []tracing.Option
+			opts := []otlphttp.Option{otlphttp.WithHeaders(authHeader)}
 			if c.name == "URL" {
-				opts = otlpOptions(tracing.WithExporter(tracing.ExporterOTLPHTTP), tracing.WithEndpoint(srv.URL+c.path))
+				opts = append(opts, otlphttp.WithEndpoint(srv.URL+c.path))
 			} else {
-				opts = otlpOptions(tracing.WithExporter(tracing.ExporterOTLPHTTP),
-					tracing.WithEndpoint(srv.Listener.Addr().String()), tracing.WithInsecure())
+				opts = append(opts, otlphttp.WithEndpoint(srv.Listener.Addr().String()), otlphttp.WithInsecure())
 			}
-			p, err := tracing.Setup(t.Context(), "orders", opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkExported(t, p, col, "Bearer t0ken")
+			checkExported(t, newOTLP(t, built(t)(otlphttp.New(t.Context(), opts...))), col, "Bearer t0ken")
 		})
 	}
 }
@@ -200,11 +213,8 @@ func TestOTLPGRPCExport(t *testing.T) {
 	go func() { defer close(done); _ = gs.Serve(lis) }()
 	defer func() { gs.Stop(); <-done }()
 
-	p, err := tracing.Setup(t.Context(), "orders", otlpOptions(
-		tracing.WithExporter(tracing.ExporterOTLPGRPC), tracing.WithEndpoint(lis.Addr().String()), tracing.WithInsecure())...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newOTLP(t, built(t)(otlpgrpc.New(t.Context(), otlpgrpc.WithHeaders(authHeader),
+		otlpgrpc.WithEndpoint(lis.Addr().String()), otlpgrpc.WithInsecure())))
 	checkExported(t, p, col, "Bearer t0ken")
 }
 
@@ -219,16 +229,12 @@ func TestShutdownBoundedWhenCollectorHangs(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	p, err := tracing.Setup(t.Context(), "orders", otlpOptions(
-		tracing.WithExporter(tracing.ExporterOTLPHTTP), tracing.WithEndpoint(srv.Listener.Addr().String()), tracing.WithInsecure())...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newOTLP(t, built(t)(otlphttp.New(t.Context(), otlphttp.WithEndpoint(srv.Listener.Addr().String()), otlphttp.WithInsecure())))
 	serveOnce(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = p.Shutdown(ctx)
+	err := p.Shutdown(ctx)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Shutdown took %v", d)
 	}

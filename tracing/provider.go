@@ -5,40 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/url"
-	"os"
-	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-)
-
-// Exporter names where spans are sent.
-type Exporter string
-
-// The exporters [Setup] knows.
-const (
-	// ExporterNone exports nothing: requests still get trace IDs (in logs,
-	// envelopes and outbound headers) and sampling decisions, and span
-	// processors added with [WithSpanProcessor] still see the spans.
-	ExporterNone Exporter = "none"
-	// ExporterStdout writes spans as JSON lines, for development.
-	ExporterStdout Exporter = "stdout"
-	// ExporterOTLPGRPC sends OTLP over gRPC (collector port 4317).
-	ExporterOTLPGRPC Exporter = "otlp-grpc"
-	// ExporterOTLPHTTP sends OTLP protobuf over HTTP (collector port 4318, path /v1/traces).
-	ExporterOTLPHTTP Exporter = "otlp-http"
 )
 
 // DefaultSampleRatio is the share of root traces (requests without an
@@ -48,126 +23,141 @@ const (
 // a fraction of a sampled one (see the package benchmarks).
 const DefaultSampleRatio = 1.0
 
-// Option configures [Setup].
-type Option func(*config)
+// Option configures [New].
+type Option interface{ apply(*config) }
+
+type option func(*config)
+
+func (f option) apply(c *config) { f(c) }
 
 type config struct {
-	exporter   Exporter
-	endpoint   string
-	insecure   bool
-	headers    map[string]string
-	stdout     io.Writer
-	ratio      float64
-	version    string
-	instance   string
-	attrs      []attribute.KeyValue
-	prop       propagation.TextMapPropagator
-	processors []sdktrace.SpanProcessor
-	exporters  []sdktrace.SpanExporter
-	batchOpts  []sdktrace.BatchSpanProcessorOption
-	global     bool
-	errs       []error
+	ratio        float64
+	version      string
+	instance     string
+	attrs        []attribute.KeyValue
+	prop         propagation.TextMapPropagator
+	propSet      bool
+	processors   []sdktrace.SpanProcessor
+	exporters    []sdktrace.SpanExporter
+	batchOpts    []sdktrace.BatchSpanProcessorOption
+	global       bool
+	nilProcessor bool
+	nilExporter  bool
+	nilBatchOpt  bool
 }
-
-// WithExporter selects where spans go (default, and "": [ExporterNone]).
-func WithExporter(e Exporter) Option { return func(c *config) { c.exporter = e } }
-
-// WithEndpoint sets the OTLP collector address: "host:port", or a URL
-// "http://host:port/path" / "https://…" (http means no TLS; for
-// [ExporterOTLPHTTP] the path replaces /v1/traces). Default: the
-// exporter's own, from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
-// OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 (gRPC) or
-// localhost:4318 (HTTP). Only valid with an OTLP exporter.
-func WithEndpoint(endpoint string) Option { return func(c *config) { c.endpoint = endpoint } }
-
-// WithInsecure sends OTLP without TLS (default: TLS, unless the endpoint
-// is an http:// URL).
-func WithInsecure() Option { return func(c *config) { c.insecure = true } }
-
-// WithHeaders adds headers (e.g. authentication) to every OTLP export.
-func WithHeaders(h map[string]string) Option {
-	return func(c *config) {
-		if c.headers == nil {
-			c.headers = make(map[string]string, len(h))
-		}
-		for k, v := range h {
-			c.headers[k] = v
-		}
-	}
-}
-
-// WithStdoutWriter sets where [ExporterStdout] writes (default os.Stdout).
-func WithStdoutWriter(w io.Writer) Option { return func(c *config) { c.stdout = w } }
 
 // WithSampleRatio sets the share of root traces sampled, in [0, 1]
-// (default [DefaultSampleRatio]). The sampler is parent-based: a request
-// whose incoming trace context is sampled is always sampled, one whose
-// context is not sampled never is, and a root request is sampled when its
-// trace ID falls in the ratio (the SDK's TraceIDRatioBased), so every
-// service of a trace decides alike.
-func WithSampleRatio(r float64) Option { return func(c *config) { c.ratio = r } }
+// (default [DefaultSampleRatio]; 0 samples no root trace). The sampler is
+// parent-based: a request whose incoming trace context is sampled is
+// always sampled, one whose context is not sampled never is, and a root
+// request is sampled when its trace ID falls in the ratio (the SDK's
+// TraceIDRatioBased), so every service of a trace decides alike.
+func WithSampleRatio(r float64) Option { return option(func(c *config) { c.ratio = r }) }
 
-// WithServiceVersion sets service.version on every span (default none).
-func WithServiceVersion(v string) Option { return func(c *config) { c.version = v } }
+// WithServiceVersion sets service.version on every span (default and "":
+// none).
+func WithServiceVersion(v string) Option { return option(func(c *config) { c.version = v }) }
 
-// WithServiceInstance sets service.instance.id on every span (default
-// none; OTEL_RESOURCE_ATTRIBUTES can carry one).
-func WithServiceInstance(id string) Option { return func(c *config) { c.instance = id } }
+// WithServiceInstance sets service.instance.id on every span (default and
+// "": none; OTEL_RESOURCE_ATTRIBUTES can carry one).
+func WithServiceInstance(id string) Option { return option(func(c *config) { c.instance = id }) }
 
-// WithResourceAttributes adds attributes to the resource of every span.
-// service.name, service.version and service.instance.id set by Setup's
-// arguments and options win over them.
+// WithResourceAttributes adds attributes to the resource of every span
+// (default none). service.name, service.version and service.instance.id set
+// by New's arguments and options win over them.
 func WithResourceAttributes(kv ...attribute.KeyValue) Option {
-	return func(c *config) { c.attrs = append(c.attrs, kv...) }
+	return option(func(c *config) { c.attrs = append(c.attrs, kv...) })
 }
 
 // WithPropagator replaces the propagator that reads and writes trace
-// context in HTTP headers (default: W3C tracecontext and baggage). B3 or
-// another format can be added by passing, e.g.,
+// context in HTTP headers (default: W3C tracecontext and baggage; nil is
+// an error). B3 or another format can be added by passing, e.g.,
 // propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New()).
 func WithPropagator(p propagation.TextMapPropagator) Option {
-	return func(c *config) {
-		if p == nil {
-			c.errs = append(c.errs, errors.New("tracing: WithPropagator: propagator is nil"))
-			return
-		}
-		c.prop = p
-	}
+	return option(func(c *config) { c.prop, c.propSet = p, true })
 }
 
 // WithSpanProcessor adds a span processor (for instance the SDK's
-// tracetest.SpanRecorder), besides the exporter's.
+// tracetest.SpanRecorder), besides the exporters' (default none; nil is an
+// error). The provider owns it: [Provider.Shutdown] shuts it down.
 func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
-	return func(c *config) {
+	return option(func(c *config) {
 		if sp == nil {
-			c.errs = append(c.errs, errors.New("tracing: WithSpanProcessor: processor is nil"))
+			c.nilProcessor = true
 			return
 		}
 		c.processors = append(c.processors, sp)
-	}
+	})
 }
 
-// WithSpanExporter adds an exporter, batched like the configured one.
+// WithSpanExporter adds an exporter behind a batch span processor (default
+// none: requests still get trace IDs and sampling decisions, and span
+// processors still see the spans; nil is an error). The exporters live in
+// their own packages so that a program links only the one it uses:
+// [github.com/gingov/gingov/tracing/otlphttp] (OTLP over HTTP, no gRPC),
+// [github.com/gingov/gingov/tracing/otlpgrpc] and
+// [github.com/gingov/gingov/tracing/stdout]; any sdktrace.SpanExporter
+// works. The provider owns the exporter from the call to New on: Shutdown
+// stops it, and so does New when it fails.
 func WithSpanExporter(e sdktrace.SpanExporter) Option {
-	return func(c *config) {
+	return option(func(c *config) {
 		if e == nil {
-			c.errs = append(c.errs, errors.New("tracing: WithSpanExporter: exporter is nil"))
+			c.nilExporter = true
 			return
 		}
 		c.exporters = append(c.exporters, e)
-	}
+	})
 }
 
-// WithBatchOptions tunes the batch span processor of every exporter (the
-// SDK's defaults: 5 s batch timeout, 512 spans a batch, a 2048-span queue).
+// WithBatchOptions tunes the batch span processor of every exporter
+// (default: the SDK's, a 5 s batch timeout, 512 spans a batch, a
+// 2048-span queue).
 func WithBatchOptions(opts ...sdktrace.BatchSpanProcessorOption) Option {
-	return func(c *config) { c.batchOpts = append(c.batchOpts, opts...) }
+	return option(func(c *config) {
+		for _, o := range opts {
+			if o == nil {
+				c.nilBatchOpt = true
+				return
+			}
+		}
+		c.batchOpts = append(c.batchOpts, opts...)
+	})
 }
 
 // WithGlobal also installs the provider and its propagator as
 // OpenTelemetry's globals (otel.SetTracerProvider,
-// otel.SetTextMapPropagator), so other instrumentation uses them.
-func WithGlobal() Option { return func(c *config) { c.global = true } }
+// otel.SetTextMapPropagator), so other instrumentation uses them (default:
+// the globals are left alone).
+func WithGlobal() Option { return option(func(c *config) { c.global = true }) }
+
+// newConfig applies opts over the defaults and returns the first problem.
+func newConfig(service string, opts []Option) (config, error) {
+	cfg := config{ratio: DefaultSampleRatio}
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("tracing: option %d is nil", i+1)
+		}
+		o.apply(&cfg)
+	}
+	switch {
+	case strings.TrimSpace(service) == "":
+		return cfg, errors.New("tracing: service name is empty")
+	case cfg.ratio != cfg.ratio || cfg.ratio < 0 || cfg.ratio > 1:
+		return cfg, fmt.Errorf("tracing: WithSampleRatio: %v is not in [0, 1]", cfg.ratio)
+	case cfg.propSet && cfg.prop == nil:
+		return cfg, errors.New("tracing: WithPropagator: propagator is nil")
+	case cfg.nilProcessor:
+		return cfg, errors.New("tracing: WithSpanProcessor: processor is nil")
+	case cfg.nilExporter:
+		return cfg, errors.New("tracing: WithSpanExporter: exporter is nil")
+	case cfg.nilBatchOpt:
+		return cfg, errors.New("tracing: WithBatchOptions: option is nil")
+	}
+	if cfg.prop == nil {
+		cfg.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return cfg, nil
+}
 
 // Provider is a configured OpenTelemetry TracerProvider with its sampler
 // and propagator. Its middleware decides sampling before any
@@ -181,25 +171,17 @@ type Provider struct {
 	service string
 }
 
-// Setup builds a TracerProvider for service (service.name; required): the
-// exporter chosen by [WithExporter] behind a batch span processor, a
-// parent-based ratio sampler ([WithSampleRatio]), the resource (service
-// name, version and instance, the SDK's telemetry.sdk.* attributes and
-// OTEL_RESOURCE_ATTRIBUTES) and W3C tracecontext + baggage propagation.
-// ctx bounds the exporters' construction only. Call [Provider.Shutdown]
-// before exit to flush spans still queued.
-func Setup(ctx context.Context, service string, opts ...Option) (*Provider, error) {
-	cfg := config{exporter: ExporterNone, ratio: DefaultSampleRatio}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if err := validate(service, &cfg); err != nil {
-		return nil, err
-	}
-	exp, err := newExporter(ctx, &cfg)
+// New builds a TracerProvider for service (service.name; required): the
+// exporters given with [WithSpanExporter], each behind a batch span
+// processor, a parent-based ratio sampler ([WithSampleRatio]), the
+// resource (service name, version and instance, the SDK's telemetry.sdk.*
+// attributes and OTEL_RESOURCE_ATTRIBUTES) and W3C tracecontext + baggage
+// propagation. ctx bounds the shutdown of the exporters when New fails.
+// Call [Provider.Shutdown] before exit to flush spans still queued.
+func New(ctx context.Context, service string, opts ...Option) (*Provider, error) {
+	cfg, err := newConfig(service, opts)
 	if err != nil {
+		shutdownAll(ctx, cfg.exporters)
 		return nil, err
 	}
 	attrs := append([]attribute.KeyValue(nil), cfg.attrs...)
@@ -215,6 +197,7 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Provider, erro
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 	if err != nil {
 		// Only conflicting schema URLs fail, and ours has none.
+		shutdownAll(ctx, cfg.exporters)
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
 	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.ratio))
@@ -223,140 +206,32 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Provider, erro
 		sdktrace.WithSampler(sampler),
 		sdktrace.WithIDGenerator(idGenerator{}),
 	}
-	if exp != nil {
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp, cfg.batchOpts...))
-	}
 	for _, e := range cfg.exporters {
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(e, cfg.batchOpts...))
 	}
 	for _, sp := range cfg.processors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
 	}
-	prop := cfg.prop
-	if prop == nil {
-		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	}
 	p := &Provider{
 		tp:      sdktrace.NewTracerProvider(tpOpts...),
-		prop:    prop,
+		prop:    cfg.prop,
 		sampler: sampler,
 		ratio:   cfg.ratio,
 		service: service,
 	}
 	if cfg.global {
 		otel.SetTracerProvider(p.tp)
-		otel.SetTextMapPropagator(prop)
+		otel.SetTextMapPropagator(cfg.prop)
 	}
 	return p, nil
 }
 
-func validate(service string, cfg *config) error {
-	if len(cfg.errs) > 0 {
-		return errors.Join(cfg.errs...)
+// shutdownAll stops exporters handed to a New that failed, rather than
+// leak their connections.
+func shutdownAll(ctx context.Context, exporters []sdktrace.SpanExporter) {
+	for _, e := range exporters {
+		_ = e.Shutdown(ctx)
 	}
-	if strings.TrimSpace(service) == "" {
-		return errors.New("tracing: service name is empty")
-	}
-	if cfg.ratio != cfg.ratio || cfg.ratio < 0 || cfg.ratio > 1 {
-		return fmt.Errorf("tracing: sample ratio %v is not in [0, 1]", cfg.ratio)
-	}
-	if cfg.exporter == "" {
-		cfg.exporter = ExporterNone
-	}
-	switch cfg.exporter {
-	case ExporterNone, ExporterStdout:
-		if cfg.endpoint != "" {
-			return fmt.Errorf("tracing: endpoint %q is set but exporter %q sends nowhere", cfg.endpoint, cfg.exporter)
-		}
-	case ExporterOTLPGRPC, ExporterOTLPHTTP:
-		if cfg.endpoint != "" {
-			if err := checkEndpoint(cfg.endpoint); err != nil {
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("tracing: exporter %q is not %s, %s, %s or %s",
-			cfg.exporter, ExporterNone, ExporterStdout, ExporterOTLPGRPC, ExporterOTLPHTTP)
-	}
-	if cfg.stdout != nil && cfg.exporter != ExporterStdout {
-		return fmt.Errorf("tracing: stdout writer is set but exporter is %q", cfg.exporter)
-	}
-	return nil
-}
-
-// checkEndpoint accepts host:port with a numeric port, or an http(s) URL
-// with a host.
-func checkEndpoint(ep string) error {
-	if strings.Contains(ep, "://") {
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("tracing: endpoint %q is not host:port or an http(s) URL", ep)
-		}
-		return nil
-	}
-	host, port, err := net.SplitHostPort(ep)
-	if err != nil || host == "" {
-		return fmt.Errorf("tracing: endpoint %q is not host:port or an http(s) URL", ep)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("tracing: endpoint %q has no valid port", ep)
-	}
-	return nil
-}
-
-func newExporter(ctx context.Context, cfg *config) (sdktrace.SpanExporter, error) {
-	isURL := strings.Contains(cfg.endpoint, "://")
-	switch cfg.exporter {
-	case ExporterStdout:
-		w := cfg.stdout
-		if w == nil {
-			w = os.Stdout
-		}
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(w))
-		if err != nil {
-			return nil, fmt.Errorf("tracing: stdout exporter: %w", err)
-		}
-		return exp, nil
-	case ExporterOTLPGRPC:
-		var o []otlptracegrpc.Option
-		switch {
-		case isURL:
-			o = append(o, otlptracegrpc.WithEndpointURL(cfg.endpoint))
-		case cfg.endpoint != "":
-			o = append(o, otlptracegrpc.WithEndpoint(cfg.endpoint))
-		}
-		if cfg.insecure {
-			o = append(o, otlptracegrpc.WithInsecure())
-		}
-		if len(cfg.headers) > 0 {
-			o = append(o, otlptracegrpc.WithHeaders(cfg.headers))
-		}
-		exp, err := otlptracegrpc.New(ctx, o...)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: otlp-grpc exporter: %w", err)
-		}
-		return exp, nil
-	case ExporterOTLPHTTP:
-		var o []otlptracehttp.Option
-		switch {
-		case isURL:
-			o = append(o, otlptracehttp.WithEndpointURL(cfg.endpoint))
-		case cfg.endpoint != "":
-			o = append(o, otlptracehttp.WithEndpoint(cfg.endpoint))
-		}
-		if cfg.insecure {
-			o = append(o, otlptracehttp.WithInsecure())
-		}
-		if len(cfg.headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(cfg.headers))
-		}
-		exp, err := otlptracehttp.New(ctx, o...)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: otlp-http exporter: %w", err)
-		}
-		return exp, nil
-	}
-	return nil, nil
 }
 
 // TracerProvider returns the SDK provider, for instrumentation that takes one.

@@ -29,7 +29,7 @@ func ctxInfo(t *testing.T, s *server, hdr http.Header) (spanInfo, *httptest.Resp
 func TestRootSamplingMatchesSDK(t *testing.T) {
 	const n, ratio = 2000, 0.1
 	p, rec := newRecorded(t, tracing.WithSampleRatio(ratio))
-	s := newServer(p.Middleware(tracing.WithResponseHeader("Trace-Id")))
+	s := newServer(middleware(t, "", tracing.WithProvider(p), tracing.WithResponseHeader("Trace-Id")))
 	sdk := sdktrace.TraceIDRatioBased(ratio)
 	seen := map[string]bool{}
 	sampled := 0
@@ -103,7 +103,7 @@ func TestParentSampledForcesSampling(t *testing.T) {
 // keeps the caller's trace ID and trace state under a new span ID.
 func TestParentNotSampledForcesDrop(t *testing.T) {
 	p, rec := newRecorded(t, tracing.WithSampleRatio(1))
-	s := newServer(p.Middleware(tracing.WithResponseHeader("Trace-Id")))
+	s := newServer(middleware(t, "", tracing.WithProvider(p), tracing.WithResponseHeader("Trace-Id")))
 	info, w := ctxInfo(t, s, http.Header{
 		"Traceparent": {"00-" + parentTrace + "-" + parentSpan + "-00"},
 		"Tracestate":  {"vendor=x"},

@@ -15,53 +15,58 @@ import (
 // transportScope is the instrumentation scope of client spans.
 const transportScope = "github.com/gingov/gingov/tracing"
 
-// NewTransport returns a RoundTripper that sends each request through next
-// (nil: http.DefaultTransport) in a client span, child of the span in the
-// request's context, and writes the trace context into the outgoing
-// headers, so the server called continues the same trace. A request whose
-// trace is not sampled is still propagated (with the sampled flag off).
+// Transport is an http.RoundTripper that sends each request through the
+// next one in a client span, child of the span in the request's context,
+// and writes the trace context into the outgoing headers, so the server
+// called continues the same trace. A request whose trace is not sampled is
+// still propagated (with the sampled flag off).
 //
 // The span is named by the method ("GET"), carries http.request.method,
 // server.address, server.port, url.full (without user info and query) and
 // http.response.status_code, and covers the round trip up to the
 // response headers. A transport error or a 4xx/5xx answer marks it as an
-// error. The caller's request is not modified.
-//
-// Use [WithProvider] or [WithOTel] to choose the provider and propagator
-// (default: OpenTelemetry's globals).
-func NewTransport(next http.RoundTripper, opts ...HTTPOption) http.RoundTripper {
+// error. The caller's request is not modified. It is safe for concurrent
+// use.
+type Transport struct {
+	next   http.RoundTripper
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+// NewTransport returns a [Transport] sending through next (nil:
+// http.DefaultTransport). Use [WithProvider] or [WithOTel] to choose the
+// provider and propagator (default: OpenTelemetry's globals). A nil option
+// is an error.
+func NewTransport(next http.RoundTripper, opts ...TransportOption) (*Transport, error) {
+	cfg, err := newTransportConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newTransport(next, cfg), nil
+}
+
+func newTransport(next http.RoundTripper, cfg transportConfig) *Transport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	cfg := newHTTPConfig(opts)
-	return &transport{
+	return &Transport{
 		next:   next,
 		tracer: cfg.tp.Tracer(transportScope),
 		prop:   cfg.prop,
 	}
 }
 
+// Transport is the [Transport] of [NewTransport](next, [WithProvider](p)).
+func (p *Provider) Transport(next http.RoundTripper) *Transport {
+	return newTransport(next, transportConfig{httpConfig: p.httpConfig()})
+}
+
 // Client returns an *http.Client whose transport is
-// NewTransport(http.DefaultTransport, opts...).
-func Client(opts ...HTTPOption) *http.Client {
-	return &http.Client{Transport: NewTransport(nil, opts...)}
-}
+// p.Transport(http.DefaultTransport): outbound calls continue the trace.
+func (p *Provider) Client() *http.Client { return &http.Client{Transport: p.Transport(nil)} }
 
-// Transport is [NewTransport] with [WithProvider](p).
-func (p *Provider) Transport(next http.RoundTripper) http.RoundTripper {
-	return NewTransport(next, WithProvider(p))
-}
-
-// Client is [Client] with [WithProvider](p).
-func (p *Provider) Client() *http.Client { return Client(WithProvider(p)) }
-
-type transport struct {
-	next   http.RoundTripper
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
-}
-
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet

@@ -33,6 +33,7 @@ import (
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/registry"
 	"github.com/gingov/gingov/tracing"
+	"github.com/gingov/gingov/tracing/otlphttp"
 )
 
 type options struct {
@@ -65,13 +66,22 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 	logger := logging.New(out, slog.LevelInfo).With("service", "gateway")
 	topts := []tracing.Option{}
 	if o.otlp != "" {
-		topts = append(topts, tracing.WithExporter(tracing.ExporterOTLPHTTP), tracing.WithEndpoint(o.otlp), tracing.WithInsecure())
+		exp, err := otlphttp.New(ctx, otlphttp.WithEndpoint(o.otlp), otlphttp.WithInsecure())
+		if err != nil {
+			return err
+		}
+		topts = append(topts, tracing.WithSpanExporter(exp))
 	}
-	tp, err := tracing.Setup(ctx, "gateway", topts...)
+	tp, err := tracing.New(ctx, "gateway", topts...)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tp.Shutdown(context.Background()) }()
+	traced, err := tracing.NewServer("", tracing.WithProvider(tp),
+		tracing.WithSkipPaths("/metrics", "/healthz", "/readyz"), tracing.WithResponseHeader("Trace-Id"))
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	m, err := metrics.NewHTTP(reg, metrics.WithSkipPaths("/metrics"))
@@ -137,7 +147,7 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 	r.Use(
 		logging.Recovery(logger),
 		requestID.Middleware(),
-		tp.Middleware(tracing.WithSkipPaths("/metrics", "/healthz", "/readyz"), tracing.WithResponseHeader("Trace-Id")),
+		traced.Middleware(),
 		m.Middleware(),
 		accessLog.Middleware(),
 	)

@@ -29,6 +29,7 @@ import (
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
 	"github.com/gingov/gingov/tracing"
+	"github.com/gingov/gingov/tracing/otlphttp"
 )
 
 type options struct {
@@ -63,13 +64,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	logger := logging.New(out, slog.LevelInfo).With("service", "orders", "version", o.version)
 	topts := []tracing.Option{tracing.WithServiceVersion(o.version)}
 	if o.otlp != "" {
-		topts = append(topts, tracing.WithExporter(tracing.ExporterOTLPHTTP), tracing.WithEndpoint(o.otlp), tracing.WithInsecure())
+		exp, err := otlphttp.New(ctx, otlphttp.WithEndpoint(o.otlp), otlphttp.WithInsecure())
+		if err != nil {
+			return err
+		}
+		topts = append(topts, tracing.WithSpanExporter(exp))
 	}
-	tp, err := tracing.Setup(ctx, "orders", topts...)
+	tp, err := tracing.New(ctx, "orders", topts...)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tp.Shutdown(context.Background()) }()
+	traced, err := tracing.NewServer("", tracing.WithProvider(tp), tracing.WithSkipPaths("/healthz", "/readyz"))
+	if err != nil {
+		return err
+	}
 
 	reg, err := o.registry.Open(logger)
 	if err != nil {
@@ -86,7 +95,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	r := gin.New()
-	r.Use(logging.Recovery(logger), requestID.Middleware(), tp.Middleware(tracing.WithSkipPaths("/healthz", "/readyz")),
+	r.Use(logging.Recovery(logger), requestID.Middleware(), traced.Middleware(),
 		accessLog.Middleware())
 	errcode.Handle(r)
 	srv, err := registry.NewServer(r, o.addr, reg, registry.ServiceInstance{Name: "orders", Version: o.version},

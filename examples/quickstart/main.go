@@ -42,6 +42,7 @@ import (
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/tracing"
+	"github.com/gingov/gingov/tracing/stdout"
 )
 
 // ErrOrderNotFound is an application code: service 1, module 001 (orders), error 001.
@@ -54,7 +55,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, tracing.Exporter(*traces), os.Stdout, nil); err != nil {
+	if err := run(ctx, *addr, *traces, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
@@ -62,6 +63,11 @@ func main() {
 
 // newRouter builds the governed Gin engine.
 func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provider) (*gin.Engine, error) {
+	traced, err := tracing.NewServer("", tracing.WithProvider(tp),
+		tracing.WithSkipPaths("/metrics", "/healthz"), tracing.WithResponseHeader(tracing.DefaultResponseHeader))
+	if err != nil {
+		return nil, err
+	}
 	m, err := metrics.NewHTTP(reg, metrics.WithSkipPaths("/metrics"))
 	if err != nil {
 		return nil, err
@@ -109,7 +115,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 		requestID.Middleware(),
 		// Every request gets a trace id (sampled or not) for the logs,
 		// the envelopes and the Trace-Id header.
-		tp.Middleware(tracing.WithSkipPaths("/metrics", "/healthz"), tracing.WithResponseHeader("Trace-Id")),
+		traced.Middleware(),
 		m.Middleware(),
 		accessLog.Middleware(),
 	)
@@ -131,17 +137,25 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 
 // run serves until ctx is done, then shuts down gracefully. When ready is
 // not nil it receives the bound address once the service accepts requests.
-// Spans go to out as well when traces is tracing.ExporterStdout.
-func run(ctx context.Context, addr string, traces tracing.Exporter, out io.Writer, ready chan<- string) error {
+// Spans go to out as well when traces is "stdout" ("none": nowhere).
+func run(ctx context.Context, addr, traces string, out io.Writer, ready chan<- string) error {
 	gin.SetMode(gin.ReleaseMode)
 	logger := logging.New(out, slog.LevelInfo)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	topts := []tracing.Option{tracing.WithExporter(traces)}
-	if traces == tracing.ExporterStdout {
-		topts = append(topts, tracing.WithStdoutWriter(out))
+	var topts []tracing.Option
+	switch traces {
+	case "stdout":
+		exp, err := stdout.New(stdout.WithWriter(out))
+		if err != nil {
+			return err
+		}
+		topts = append(topts, tracing.WithSpanExporter(exp))
+	case "none":
+	default:
+		return fmt.Errorf("-traces %q is not stdout or none", traces)
 	}
-	tp, err := tracing.Setup(ctx, "quickstart", topts...)
+	tp, err := tracing.New(ctx, "quickstart", topts...)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/testenv"
-	"github.com/gingov/gingov/tracing"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,7 +28,7 @@ func TestQuickstartServes(t *testing.T) {
 	logs := &testenv.Buffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", tracing.ExporterStdout, logs, ready) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", "stdout", logs, ready) }()
 	var base string
 	select {
 	case addr := <-ready:
@@ -198,7 +197,7 @@ func TestQuickstartMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", tracing.ExporterNone, io.Discard, ready) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", "none", io.Discard, ready) }()
 	var addr string
 	select {
 	case addr = <-ready:
