@@ -350,3 +350,19 @@ func TestMiddlewareWithNoopGlobal(t *testing.T) {
 		t.Fatal("trace_id logged without a span")
 	}
 }
+
+// A server-only option is no TransportOption, so passing one to
+// NewTransport does not compile; the shared ones are both.
+func TestOptionTypes(t *testing.T) {
+	for name, o := range map[string]tracing.ServerOption{
+		"WithSkipPaths": tracing.WithSkipPaths("/healthz"), "WithResponseHeader": tracing.WithResponseHeader("X"),
+	} {
+		if _, ok := o.(tracing.TransportOption); ok {
+			t.Errorf("%s is a TransportOption", name)
+		}
+	}
+	for _, o := range []tracing.HTTPOption{tracing.WithProvider(nil), tracing.WithOTel(nil, nil)} {
+		var _ tracing.ServerOption = o
+		var _ tracing.TransportOption = o
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -186,5 +187,29 @@ func TestTransportDoesNotModifyRequest(t *testing.T) {
 		if kv.Key == "url.full" && kv.Value.AsString() != "http://127.0.0.1:1/x" {
 			t.Errorf("url.full %q keeps user info or query", kv.Value.AsString())
 		}
+	}
+}
+
+// NewTransport with WithOTel uses that provider and propagator.
+func TestNewTransportWithOTel(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	var sent http.Header
+	rt, err := tracing.NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent = r.Header
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	}), tracing.WithOTel(tp, propagation.TraceContext{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://127.0.0.1:1/x", nil)
+	if _, err := rt.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	cs := onlySpan(t, rec)
+	if cs.Name() != "GET" || cs.SpanKind() != trace.SpanKindClient ||
+		!strings.HasPrefix(sent.Get("Traceparent"), "00-"+cs.SpanContext().TraceID().String()+"-"+cs.SpanContext().SpanID().String()) {
+		t.Fatalf("span %q %v, sent %v", cs.Name(), cs.SpanKind(), sent)
 	}
 }
