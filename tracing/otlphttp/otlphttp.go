@@ -106,6 +106,10 @@ func newConfig(opts []Option) (config, error) {
 // until that timeout. Pass it to
 // [github.com/gingov/gingov/tracing.WithSpanExporter], which batches its
 // spans and stops it on Shutdown. ctx bounds its construction only.
+//
+// Of the OTEL_EXPORTER_OTLP_* variables it reads the endpoint and headers
+// ones (see [WithEndpoint], [WithHeaders]); exports are not compressed and
+// TLS uses the system's roots.
 func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
