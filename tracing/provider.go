@@ -133,13 +133,19 @@ func WithGlobal() Option { return option(func(c *config) { c.global = true }) }
 // newConfig applies opts over the defaults and returns the first problem.
 func newConfig(service string, opts []Option) (config, error) {
 	cfg := config{ratio: DefaultSampleRatio}
+	nilOpt := 0
 	for i, o := range opts {
 		if o == nil {
-			return cfg, fmt.Errorf("tracing: option %d is nil", i+1)
+			if nilOpt == 0 {
+				nilOpt = i + 1
+			}
+			continue // the others still apply: New stops every exporter given
 		}
 		o.apply(&cfg)
 	}
 	switch {
+	case nilOpt > 0:
+		return cfg, fmt.Errorf("tracing: option %d is nil", nilOpt)
 	case strings.TrimSpace(service) == "":
 		return cfg, errors.New("tracing: service name is empty")
 	case cfg.ratio != cfg.ratio || cfg.ratio < 0 || cfg.ratio > 1:

@@ -70,6 +70,13 @@ func TestNewOwnsExporters(t *testing.T) {
 		t.Fatalf("exporter of a failed New stopped %d times; want 1", n)
 	}
 	e = &stopCounter{}
+	if _, err := tracing.New(t.Context(), "svc", nil, tracing.WithSpanExporter(e)); err == nil {
+		t.Fatal("New accepted a nil option")
+	}
+	if n := e.stops.Load(); n != 1 {
+		t.Fatalf("exporter given after a nil option stopped %d times; want 1", n)
+	}
+	e = &stopCounter{}
 	p, err := tracing.New(t.Context(), "svc", tracing.WithSpanExporter(e))
 	if err != nil {
 		t.Fatal(err)
