@@ -35,7 +35,7 @@
 // Options follow the kit's convention: [Option] configures New,
 // [ServerOption] NewServer and [TransportOption] NewTransport; the
 // options valid for both sides ([WithProvider], [WithOTel]) are
-// [HTTPOption]s, and a server-only option passed to NewTransport does not
+// [CommonOption]s, and a server-only option passed to NewTransport does not
 // compile. Every option is checked by its constructor, which returns an
 // error naming it.
 //

@@ -361,7 +361,7 @@ func TestOptionTypes(t *testing.T) {
 			t.Errorf("%s is a TransportOption", name)
 		}
 	}
-	for _, o := range []tracing.HTTPOption{tracing.WithProvider(nil), tracing.WithOTel(nil, nil)} {
+	for _, o := range []tracing.CommonOption{tracing.WithProvider(nil), tracing.WithOTel(nil, nil)} {
 		var _ tracing.ServerOption = o
 		var _ tracing.TransportOption = o
 	}

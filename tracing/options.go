@@ -23,9 +23,9 @@ type ServerOption interface{ applyServer(*serverConfig) }
 // TransportOption configures [NewTransport].
 type TransportOption interface{ applyTransport(*transportConfig) }
 
-// HTTPOption is an option valid for both [NewServer] and [NewTransport]:
+// CommonOption is an option valid for both [NewServer] and [NewTransport]:
 // the tracer provider and propagator of either side.
-type HTTPOption interface {
+type CommonOption interface {
 	ServerOption
 	TransportOption
 }
@@ -62,7 +62,7 @@ func (f serverOption) applyServer(c *serverConfig) { f(c) }
 // With it the server middleware knows the sampler and drops unsampled
 // requests before any instrumentation runs (see [NewServer]). Default:
 // OpenTelemetry's globals, as with [WithOTel](nil, nil).
-func WithProvider(p *Provider) HTTPOption {
+func WithProvider(p *Provider) CommonOption {
 	return httpOption(func(c *httpConfig) {
 		if p == nil {
 			*c = httpConfig{nilProvider: true}
@@ -75,7 +75,7 @@ func WithProvider(p *Provider) HTTPOption {
 // WithOTel uses a tracer provider and propagator built elsewhere (nil
 // ones: OpenTelemetry's globals, the default). Every request then goes
 // through otelgin, which starts the span and lets tp's sampler decide.
-func WithOTel(tp trace.TracerProvider, prop propagation.TextMapPropagator) HTTPOption {
+func WithOTel(tp trace.TracerProvider, prop propagation.TextMapPropagator) CommonOption {
 	return httpOption(func(c *httpConfig) {
 		*c = httpConfig{tp: tp, prop: prop}
 	})
