@@ -51,8 +51,8 @@ func populated(t *testing.T) *prometheus.Registry {
 	ctx := context.Background()
 	gov.OnDecision(ctx, ratelimit.Event{Rule: "api", Decision: ratelimit.Decision{Allowed: true, Source: ratelimit.SourceRedis}, Latency: time.Millisecond})
 	health := gov.RedisHealthHook("api")
-	health(false, errors.New("connection refused"))
-	health(true, nil)
+	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisDown, Rule: "api", Err: errors.New("connection refused")})
+	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisUp, Rule: "api", DownFor: time.Second})
 	gov.OnSentinelBlock(ctx, "GET:/orders/:id", "flow")
 	gov.OnBreakerChange(circuitbreaker.Change{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
 	ins := &registry.ServiceInstance{Name: "orders"}

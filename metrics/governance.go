@@ -28,7 +28,7 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 // backends, fed by their hooks:
 //
 //	ratelimit.WithOnDecision(gov.OnDecision)
-//	ratelimit.WithRedisOptions(ratelimit.WithOnHealthChange(gov.RedisHealthHook("api")))
+//	ratelimit.WithOnHealthChange(gov.RedisHealthHook("api"))
 //	sentinel.WithOnBlock(gov.OnSentinelBlock)            // ratelimit/sentinel
 //	circuitbreaker.WithOnStateChange(gov.OnBreakerChange)
 //	registry.WithOnEvent(gov.OnRegistryEvent)
@@ -145,8 +145,12 @@ func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Govern
 	return g, nil
 }
 
-// OnDecision records a rate-limit decision; pass it to ratelimit.WithOnDecision.
+// OnDecision records a rate-limit decision; pass it to
+// ratelimit.WithOnDecision. Events of other kinds are ignored.
 func (g *Governance) OnDecision(_ context.Context, e ratelimit.Event) {
+	if e.Kind != ratelimit.EventDecision {
+		return
+	}
 	k := decisionKey{e.Rule, e.Decision.Allowed, e.Decision.Source}
 	s, ok := g.decisionSeries.Load(k)
 	if !ok {
@@ -183,22 +187,24 @@ func (g *Governance) newDecisionSeries(k decisionKey) *decisionSeries {
 // limiter, for ratelimit.WithOnHealthChange. Give it only to a limiter
 // that has a Redis: the limiter's Redis series (gingov_ratelimit_redis_up,
 // its health changes and fallback activations) appear when it is called,
-// redis_up at 1 (a limiter starts healthy), then follow its changes. A
+// redis_up at 1 (a limiter starts healthy), then follow its
+// ratelimit.EventRedisDown and EventRedisUp events (others are ignored). A
 // Governance no Redis limiter reported to exports none of them.
-func (g *Governance) RedisHealthHook(limiter string) func(up bool, err error) {
+func (g *Governance) RedisHealthHook(limiter string) func(context.Context, ratelimit.Event) {
 	s := g.redisLimiter(limiter)
 	if s == nil {
-		return func(bool, error) {}
+		return func(context.Context, ratelimit.Event) {}
 	}
-	return func(up bool, _ error) {
-		if up {
+	return func(_ context.Context, e ratelimit.Event) {
+		switch e.Kind {
+		case ratelimit.EventRedisUp:
 			s.up.Set(1)
 			s.upChanges.Inc()
-			return
+		case ratelimit.EventRedisDown:
+			s.up.Set(0)
+			s.downChanges.Inc()
+			s.fallbacks.Inc()
 		}
-		s.up.Set(0)
-		s.downChanges.Inc()
-		s.fallbacks.Inc()
 	}
 }
 

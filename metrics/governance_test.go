@@ -113,7 +113,7 @@ gingov_ratelimit_fallback_activations_total{limiter="orders"} 0
 		"gingov_ratelimit_redis_up", "gingov_ratelimit_fallback_activations_total"); err != nil {
 		t.Fatal(err)
 	}
-	health(false, errors.New("connection refused"))
+	health(context.Background(), ratelimit.Event{Kind: ratelimit.EventRedisDown, Rule: "api", Err: errors.New("connection refused")})
 	if v := value(t, reg, "gingov_ratelimit_redis_up", "orders"); v != 0 {
 		t.Fatalf("redis_up after a down report = %v, want 0", v)
 	}
@@ -139,12 +139,10 @@ func TestRedisLimiterHealth(t *testing.T) {
 	defer rdb.Close()
 	g, err := ratelimit.New(rdb, ratelimit.Global(1000, time.Second).WithName("api"),
 		ratelimit.WithOnDecision(gov.OnDecision),
-		ratelimit.WithRedisOptions(
-			ratelimit.WithOnHealthChange(gov.RedisHealthHook("orders")),
-			ratelimit.WithLogger(quiet),
-			ratelimit.WithDeadline(100*time.Millisecond),
-			ratelimit.WithProbeInterval(50*time.Millisecond),
-		))
+		ratelimit.WithOnHealthChange(gov.RedisHealthHook("orders")),
+		ratelimit.WithLogger(quiet),
+		ratelimit.WithDeadline(100*time.Millisecond),
+		ratelimit.WithProbeInterval(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package ratelimit
 
 import (
-	"hash/maphash"
+	"context"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/gingov/gingov/internal/shard"
 )
 
 // coalescer merges concurrent sync-mode decisions for one key into one
@@ -16,14 +18,7 @@ import (
 // of the Redis work. A request that finds no call in flight goes at once,
 // so an idle key pays no added latency.
 type coalescer struct {
-	seed   maphash.Seed
-	shards [localShards]coalesceShard
-}
-
-type coalesceShard struct {
-	mu sync.Mutex
-	m  map[string]*queue // keys with a call in flight
-	_  [40]byte
+	inFlight *shard.Map[*queue] // keys with a call in flight
 }
 
 type queue struct{ waiters []*waiter }
@@ -42,68 +37,66 @@ var (
 	queuePool  = sync.Pool{New: func() any { return new(queue) }}
 )
 
-func newCoalescer() *coalescer {
-	c := &coalescer{seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*queue)
-	}
-	return c
-}
+func newCoalescer() *coalescer { return &coalescer{inFlight: shard.New[*queue]()} }
 
-// allowCoalesced decides one token for rkey.
-func (r *Redis) allowCoalesced(rkey, key string) Decision {
-	s := &r.coalesce.shards[maphash.String(r.coalesce.seed, rkey)%localShards]
-	s.mu.Lock()
-	q := s.m[rkey]
+// allowCoalesced decides one token for rkey. A request that finds no call
+// in flight makes its own (bounded by its context); a queued one waits for
+// its batch, which the limiter's deadline bounds.
+func (r *Redis) allowCoalesced(ctx context.Context, rkey, key string) (Decision, error) {
+	s := r.coalesce.inFlight.Shard(rkey)
+	s.Lock()
+	q := s.M[rkey]
 	if q == nil {
-		s.m[rkey] = queuePool.Get().(*queue)
-		s.mu.Unlock()
-		d := r.allowOne(rkey, key, 1)
+		s.M[rkey] = queuePool.Get().(*queue)
+		s.Unlock()
+		d, err := r.allowOne(ctx, rkey, key, 1)
 		r.handOff(s, rkey)
-		return d
+		return d, err
 	}
 	w := waiterPool.Get().(*waiter)
 	q.waiters = append(q.waiters, w)
-	s.mu.Unlock()
+	s.Unlock()
 	<-w.done
 	if w.lead {
-		r.runBatch(rkey, key, w.batch)
+		r.runBatch(ctx, rkey, key, w.batch)
 		r.handOff(s, rkey)
 	}
 	d := w.d
 	w.lead, w.batch, w.d = false, nil, Decision{}
 	waiterPool.Put(w)
-	return d
+	return d, nil
 }
 
 // handOff passes the key to the next queued batch, or marks it idle.
-func (r *Redis) handOff(s *coalesceShard, rkey string) {
-	s.mu.Lock()
-	q := s.m[rkey]
+func (r *Redis) handOff(s *shard.Shard[*queue], rkey string) {
+	s.Lock()
+	q := s.M[rkey]
 	if len(q.waiters) == 0 {
-		delete(s.m, rkey)
-		s.mu.Unlock()
+		delete(s.M, rkey)
+		s.Unlock()
 		queuePool.Put(q)
 		return
 	}
 	batch := q.waiters
 	q.waiters = make([]*waiter, 0, len(batch))
-	s.mu.Unlock()
+	s.Unlock()
 	lead := batch[0]
 	lead.lead, lead.batch = true, batch
 	lead.done <- struct{}{}
 }
 
 // runBatch decides a queue of single-token requests in one round trip and
-// wakes every waiter but the first (the caller).
-func (r *Redis) runBatch(rkey, key string, batch []*waiter) {
+// wakes every waiter but the first (the caller, whose context the health
+// hook gets). The round trip serves every waiter, so the limiter's deadline
+// alone bounds it.
+func (r *Redis) runBatch(ctx context.Context, rkey, key string, batch []*waiter) {
 	defer func() {
 		for _, w := range batch[1:] {
 			w.done <- struct{}{}
 		}
 	}()
 	if len(batch) == 1 {
-		batch[0].d = r.allowOne(rkey, key, 1)
+		batch[0].d, _ = r.allowOne(context.WithoutCancel(ctx), rkey, key, 1) // never fails without a cancel
 		return
 	}
 	if !r.health.tryRedis(r.cfg.probeInterval) {
@@ -114,13 +107,13 @@ func (r *Redis) runBatch(rkey, key string, batch []*waiter) {
 	}
 	taken, us, err := r.takeUpTo(rkey, len(batch), 1)
 	if err != nil {
-		r.markDown(err)
+		r.markDown(ctx, err)
 		for _, w := range batch {
 			w.d = r.fail(key, 1)
 		}
 		return
 	}
-	r.markUp()
+	r.markUp(ctx)
 	interval := r.rate.intervalNanos() / 1e3 // µs
 	burst := r.rate.burst()
 	left := max(0, int(math.Floor((float64(burst)*interval-us)/interval+1e-9)))

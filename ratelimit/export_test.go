@@ -5,5 +5,5 @@ import "time"
 // WithClock makes a Redis limiter read time from clock (tests skew it to
 // show that no decision depends on an instance's clock).
 func WithClock(clock func() time.Time) RedisOption {
-	return func(c *redisConfig) { c.clock = clock }
+	return redisOption(func(c *redisConfig) { c.clock = clock })
 }

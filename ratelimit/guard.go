@@ -15,21 +15,51 @@ import (
 	"github.com/gingov/gingov/errcode"
 )
 
-// Option configures [New]. A [Rule] is an Option too.
-type Option interface{ apply(*guardConfig) }
-
-type optionFunc func(*guardConfig)
-
-func (f optionFunc) apply(c *guardConfig) { f(c) }
-
-func (r Rule) apply(c *guardConfig) { c.rules = append(c.rules, r) }
+func (r Rule) applyGuard(c *guardConfig) { c.rules = append(c.rules, r) }
 
 type guardConfig struct {
-	rules      []Rule
-	headers    Headers
-	onDecision func(context.Context, Event)
-	redisOpts  []RedisOption
-	localOpts  []LocalOption
+	rules         []Rule
+	headers       Headers
+	onDecision    hook
+	nilOnDecision bool
+	redis         redisConfig // for Redis-backed rules; the rule sets policy and lease
+	local         localConfig // for local rules
+}
+
+// newGuardConfig applies opts over the defaults and checks the result.
+func newGuardConfig(opts []Option) (guardConfig, error) {
+	cfg := guardConfig{headers: HeadersLegacy, redis: defaultRedisConfig(), local: defaultLocalConfig()}
+	for i, o := range opts {
+		if nilOption(o) {
+			return cfg, nilOptionError(i)
+		}
+		o.applyGuard(&cfg)
+	}
+	switch {
+	case len(cfg.rules) == 0:
+		return cfg, errors.New("ratelimit: no rules")
+	case cfg.nilOnDecision:
+		return cfg, errors.New("ratelimit: WithOnDecision: nil function")
+	case cfg.headers&^(HeadersLegacy|HeadersIETF) != 0:
+		return cfg, fmt.Errorf("ratelimit: WithHeaders: unknown headers %d", cfg.headers)
+	}
+	if err := cfg.local.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.redis.check(); err != nil {
+		return cfg, err
+	}
+	seen := map[string]bool{}
+	for _, r := range cfg.rules {
+		if err := r.validate(); err != nil {
+			return cfg, err
+		}
+		if seen[r.Name] {
+			return cfg, fmt.Errorf("ratelimit: two rules named %q (use WithName)", r.Name)
+		}
+		seen[r.Name] = true
+	}
+	return cfg, nil
 }
 
 // Headers selects the rate-limit response headers.
@@ -50,31 +80,14 @@ const (
 
 // WithHeaders selects the response headers (default HeadersLegacy; combine
 // with |).
-func WithHeaders(h Headers) Option { return optionFunc(func(c *guardConfig) { c.headers = h }) }
+func WithHeaders(h Headers) Option { return guardOption(func(c *guardConfig) { c.headers = h }) }
 
-// Event describes one decision, for metrics and logs.
-type Event struct {
-	Rule     string
-	Decision Decision
-	// Latency is how long the decision took.
-	Latency time.Duration
-}
-
-// WithOnDecision calls fn after every decision of every rule. fn runs on
-// the request's goroutine and must be fast.
+// WithOnDecision calls fn after every decision of every rule, with an
+// [EventDecision] event and the request's context. fn runs on the request's
+// goroutine and must not block; metrics.Governance.OnDecision fits. A nil
+// fn is an error.
 func WithOnDecision(fn func(ctx context.Context, e Event)) Option {
-	return optionFunc(func(c *guardConfig) { c.onDecision = fn })
-}
-
-// WithRedisOptions applies opts to every Redis-backed rule (deadline, probe
-// interval, key prefix, logger, health hook).
-func WithRedisOptions(opts ...RedisOption) Option {
-	return optionFunc(func(c *guardConfig) { c.redisOpts = append(c.redisOpts, opts...) })
-}
-
-// WithLocalOptions applies opts to every local rule.
-func WithLocalOptions(opts ...LocalOption) Option {
-	return optionFunc(func(c *guardConfig) { c.localOpts = append(c.localOpts, opts...) })
+	return guardOption(func(c *guardConfig) { c.onDecision, c.nilOnDecision = fn, fn == nil })
 }
 
 // Guard applies rate-limit rules to requests. Build it with [New] and
@@ -95,45 +108,34 @@ type guardRule struct {
 
 // New builds a Guard from rules (and options). With a nil rdb every rule
 // is limited in process ([Local]); otherwise every rule shares buckets
-// through Redis ([Redis]). Invalid or duplicate rules are errors here, and
-// New does not contact Redis, so a service can start while Redis is down.
+// through Redis ([Redis]), with the Redis settings given as options
+// ([RedisGuardOption]) and the rule's own failure policy and lease mode.
+// Invalid or duplicate rules are errors here, and New does not contact
+// Redis, so a service can start while Redis is down.
 func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
-	cfg := guardConfig{headers: HeadersLegacy}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("ratelimit: nil option")
-		}
-		o.apply(&cfg)
-	}
-	if len(cfg.rules) == 0 {
-		return nil, errors.New("ratelimit: no rules")
+	cfg, err := newGuardConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	g := &Guard{headers: cfg.headers, onDecision: cfg.onDecision}
-	seen := map[string]bool{}
 	for _, r := range cfg.rules {
-		if err := r.validate(); err != nil {
-			return nil, err
-		}
-		if seen[r.Name] {
-			return nil, fmt.Errorf("ratelimit: two rules named %q (use WithName)", r.Name)
-		}
-		seen[r.Name] = true
 		gr := guardRule{Rule: r, closed: r.Failure.kind == failClosed, ietfName: strconv.Quote(r.Name)}
-		var err error
 		if rdb == nil {
 			if r.Lease != nil {
 				return nil, fmt.Errorf("ratelimit: rule %q: lease mode needs Redis", r.Name)
 			}
-			gr.limiter, err = NewLocal(r.Rate, cfg.localOpts...)
+			gr.limiter = newLocal(r.Rate, cfg.local) // the rule's rate is valid
 		} else {
-			ro := append(append([]RedisOption(nil), cfg.redisOpts...), WithFailurePolicy(r.Failure))
+			rc := cfg.redis
+			rc.policy, rc.lease = r.Failure, r.Lease
 			if r.Lease != nil {
-				ro = append(ro, WithLease(*r.Lease))
+				if err := r.Lease.validate(); err != nil {
+					return nil, fmt.Errorf("ratelimit: rule %q: WithLease: %w", r.Name, err)
+				}
 			}
-			gr.limiter, err = NewRedis(rdb, r.Name, r.Rate, ro...)
-		}
-		if err != nil { // the limiter's own error already names the package
-			return nil, fmt.Errorf("%w (rule %q)", err, r.Name)
+			if gr.limiter, err = newRedis(rdb, r.Name, r.Rate, rc); err != nil {
+				return nil, fmt.Errorf("%w (rule %q)", err, r.Name) // the error already names the package
+			}
 		}
 		g.rules = append(g.rules, gr)
 		g.policy = append(g.policy, gr.ietfName+";q="+strconv.Itoa(r.Rate.Limit)+";w="+
@@ -166,7 +168,8 @@ const (
 // Middleware applies every rule that has a key for the request, in order.
 // The first rule that denies ends the request with the errcode envelope:
 // 429 RATE_LIMITED with Retry-After, or 503 UNAVAILABLE for a FailClosed
-// rule while Redis is unreachable. Headers describe the rule with the
+// rule while Redis is unreachable. A request whose client has gone before
+// a decision is ended as 499 CLIENT_CLOSED_REQUEST, its handler not run. Headers describe the rule with the
 // fewest tokens left.
 func (g *Guard) Middleware() gin.HandlerFunc {
 	policy := []string{strings.Join(g.policy, ", ")}
@@ -185,11 +188,12 @@ func (g *Guard) Middleware() gin.HandlerFunc {
 				start = time.Now()
 			}
 			d, err := r.limiter.AllowN(ctx, key, 1)
-			if err != nil { // only for invalid n; not reachable with n = 1
-				continue
+			if err != nil { // the client has gone (ctx's error): no decision, no handler
+				errcode.Write(c, errcode.From(err))
+				return
 			}
 			if g.onDecision != nil {
-				g.onDecision(ctx, Event{Rule: r.Name, Decision: d, Latency: time.Since(start)})
+				g.onDecision(ctx, Event{Kind: EventDecision, Rule: r.Name, Decision: d, Latency: time.Since(start)})
 			}
 			if !d.Allowed {
 				g.reject(c, r, d, policy)

@@ -203,7 +203,7 @@ func TestNewRejectsInvalidRules(t *testing.T) {
 		"lease mode needs":    {ratelimit.PerIP(1, time.Second).WithLease(ratelimit.LeaseOptions{})},
 		"FailLocal needs":     {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocal(0))},
 		"FailLocalFunc needs": {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocalFunc(nil))},
-		"nil option":          {nil},
+		"option 1 is nil":     {nil},
 	}
 	for want, opts := range cases {
 		_, err := ratelimit.New(nil, opts...)
@@ -230,7 +230,7 @@ func TestGuardFailClosedIs503(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: closedAddr(t), MaxRetries: -1})
 	defer rdb.Close()
 	g := mustGuard(t, rdb, ratelimit.PerIP(5, time.Second).WithFailurePolicy(ratelimit.FailClosed),
-		ratelimit.WithRedisOptions(ratelimit.WithDeadline(100*time.Millisecond)))
+		ratelimit.WithDeadline(100*time.Millisecond))
 	start := time.Now()
 	w := do(engine(t, g), "/x")
 	if w.Code != 503 || !strings.Contains(w.Body.String(), `"reason":"UNAVAILABLE"`) || w.Header().Get("Retry-After") == "" {
@@ -311,15 +311,15 @@ func TestNewRedisValidates(t *testing.T) {
 	cases := map[string]func() error{
 		"nil Redis client": func() error { _, err := ratelimit.NewRedis(nil, "n", ratelimit.PerSecond(1)); return err },
 		"empty limiter":    func() error { _, err := ratelimit.NewRedis(rdb, "", ratelimit.PerSecond(1)); return err },
-		"deadline must": func() error {
+		"WithDeadline: must be > 0": func() error {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithDeadline(0))
 			return err
 		},
-		"probe interval": func() error {
+		"WithProbeInterval: must be > 0": func() error {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithProbeInterval(-1))
 			return err
 		},
-		"lease window": func() error {
+		"WithLease: window 1s is longer": func() error {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithLease(ratelimit.LeaseOptions{Window: time.Second, TTL: time.Millisecond}))
 			return err
 		},
@@ -327,7 +327,7 @@ func TestNewRedisValidates(t *testing.T) {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.Rate{Limit: 4_000_000, Period: time.Second})
 			return err
 		},
-		"must not be negative": func() error {
+		"WithLease: fields must not be negative": func() error {
 			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithLease(ratelimit.LeaseOptions{MaxBatch: -1}))
 			return err
 		},

@@ -1,11 +1,13 @@
 package ratelimit
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/gingov/gingov/internal/shard"
 )
 
 // Defaults of lease mode.
@@ -20,7 +22,8 @@ const (
 	DefaultLeaseWindow = 20 * time.Millisecond
 )
 
-// LeaseOptions tunes lease mode; zero fields take the defaults.
+// LeaseOptions tunes lease mode; zero fields take the defaults, negative
+// ones are errors.
 type LeaseOptions struct {
 	// MaxBatch caps the tokens leased per round trip (default
 	// DefaultMaxLeaseBatch, and never more than a quarter of the burst).
@@ -43,7 +46,31 @@ type LeaseOptions struct {
 // Decisions from leased tokens report Remaining and ResetAfter as of the
 // last round trip.
 func WithLease(o LeaseOptions) RedisOption {
-	return func(c *redisConfig) { c.lease = &o }
+	return redisOption(func(c *redisConfig) { c.lease = &o })
+}
+
+func (o LeaseOptions) withDefaults() LeaseOptions {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxLeaseBatch
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultLeaseTTL
+	}
+	if o.Window == 0 {
+		o.Window = DefaultLeaseWindow
+	}
+	return o
+}
+
+// validate reports negative fields and a window longer than the TTL.
+func (o LeaseOptions) validate() error {
+	if o.MaxBatch < 0 || o.TTL < 0 || o.Window < 0 {
+		return errors.New("fields must not be negative")
+	}
+	if o = o.withDefaults(); o.Window > o.TTL {
+		return fmt.Errorf("window %s is longer than the TTL %s", o.Window, o.TTL)
+	}
+	return nil
 }
 
 type leaser struct {
@@ -52,15 +79,8 @@ type leaser struct {
 	window   float64 // ns
 	epoch    time.Time
 	clock    func() time.Time
-	seed     maphash.Seed
 	perShard int
-	shards   [localShards]leaseShard
-}
-
-type leaseShard struct {
-	mu sync.Mutex
-	m  map[string]*leaseEntry
-	_  [40]byte
+	entries  *shard.Map[*leaseEntry]
 }
 
 // leaseEntry is one key's local state. Its mutex is held across a fetch, so
@@ -79,66 +99,49 @@ type leaseEntry struct {
 	rateEst     float64 // tokens per ns of recent demand
 }
 
-func newLeaser(o LeaseOptions, rate Rate, maxKeys int, clock func() time.Time) (*leaser, error) {
-	if o.MaxBatch < 0 || o.TTL < 0 || o.Window < 0 {
-		return nil, errors.New("ratelimit: lease options must not be negative")
-	}
-	if o.MaxBatch == 0 {
-		o.MaxBatch = DefaultMaxLeaseBatch
-	}
-	if o.TTL == 0 {
-		o.TTL = DefaultLeaseTTL
-	}
-	if o.Window == 0 {
-		o.Window = DefaultLeaseWindow
-	}
-	if o.Window > o.TTL {
-		return nil, fmt.Errorf("ratelimit: lease window %s is longer than the lease TTL %s", o.Window, o.TTL)
-	}
-	l := &leaser{
+// newLeaser builds lease state from validated options.
+func newLeaser(o LeaseOptions, rate Rate, maxKeys int, clock func() time.Time) *leaser {
+	o = o.withDefaults()
+	return &leaser{
 		maxBatch: max(1, min(o.MaxBatch, rate.burst()/4)),
 		ttl:      float64(o.TTL),
 		window:   float64(o.Window),
 		epoch:    clock(),
 		clock:    clock,
-		seed:     maphash.MakeSeed(),
-		perShard: max(1, (maxKeys+localShards-1)/localShards),
+		perShard: shard.PerShard(maxKeys),
+		entries:  shard.New[*leaseEntry](),
 	}
-	for i := range l.shards {
-		l.shards[i].m = make(map[string]*leaseEntry)
-	}
-	return l, nil
 }
 
 func (l *leaser) now() float64 { return float64(l.clock().Sub(l.epoch)) }
 
 // entry returns the key's state, creating it (and making room) if needed.
 func (l *leaser) entry(key string, now float64) *leaseEntry {
-	s := &l.shards[maphash.String(l.seed, key)%localShards]
-	s.mu.Lock()
-	e := s.m[key]
+	s := l.entries.Shard(key)
+	s.Lock()
+	e := s.M[key]
 	if e == nil {
-		if len(s.m) >= l.perShard {
-			s.evict(now)
+		if len(s.M) >= l.perShard {
+			evictLease(s.M, now)
 		}
 		e = &leaseEntry{}
-		s.m[key] = e
+		s.M[key] = e
 	}
-	s.mu.Unlock()
+	s.Unlock()
 	return e
 }
 
 // evict drops an entry with nothing worth keeping (no live tokens, no live
-// denial), else the first sampled one. Called with s.mu held.
-func (s *leaseShard) evict(now float64) {
+// denial), else the first sampled one. Called with the shard locked.
+func evictLease(m map[string]*leaseEntry, now float64) {
 	const sample = 16
 	victim, seen := "", 0
-	for k, e := range s.m {
+	for k, e := range m {
 		if e.mu.TryLock() {
 			idle := (e.tokens == 0 || e.expires <= now) && e.deniedUntil <= now
 			e.mu.Unlock()
 			if idle {
-				delete(s.m, k)
+				delete(m, k)
 				return
 			}
 		}
@@ -149,11 +152,13 @@ func (s *leaseShard) evict(now float64) {
 			break
 		}
 	}
-	delete(s.m, victim)
+	delete(m, victim)
 }
 
 // allowLease decides from leased tokens when it can, else leases a batch.
-func (r *Redis) allowLease(rkey, key string, n int) Decision {
+// The fetch serves later requests too, so the limiter's deadline alone
+// bounds it; ctx is the health hook's.
+func (r *Redis) allowLease(ctx context.Context, rkey, key string, n int) Decision {
 	l := r.lease
 	now := l.now()
 	e := l.entry(rkey, now)
@@ -182,10 +187,10 @@ func (r *Redis) allowLease(rkey, key string, n int) Decision {
 	want := max(n, min(l.maxBatch, int(e.rateEst*l.window))) // never fewer than n
 	taken, us, err := r.takeUpTo(rkey, want, n)
 	if err != nil {
-		r.markDown(err)
+		r.markDown(ctx, err)
 		return r.fail(key, n)
 	}
-	r.markUp()
+	r.markUp(ctx)
 	now = l.now()
 	e.fetchedAt, e.served = now, 0
 	if taken == 0 {

@@ -3,24 +3,39 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
-	"sync"
 	"time"
+
+	"github.com/gingov/gingov/internal/shard"
 )
 
-// DefaultMaxKeys is how many keys a local limiter tracks at most.
+// DefaultMaxKeys is how many keys a limiter tracks in process at most
+// ([WithMaxKeys]).
 const DefaultMaxKeys = 100_000
 
-const localShards = 64
+type localConfig struct {
+	maxKeys int
+}
 
-// LocalOption configures [NewLocal].
-type LocalOption func(*Local)
+func defaultLocalConfig() localConfig { return localConfig{maxKeys: DefaultMaxKeys} }
 
-// WithMaxKeys bounds the keys a local limiter tracks (default
-// [DefaultMaxKeys]). Keys whose bucket is full again take no room; past the
-// bound, the fullest of a few sampled buckets is forgotten, which can give
-// that key a fresh burst.
-func WithMaxKeys(n int) LocalOption { return func(l *Local) { l.maxKeys = n } }
+// newLocalConfig applies opts over the defaults and checks the result.
+func newLocalConfig(opts []LocalOption) (localConfig, error) {
+	cfg := defaultLocalConfig()
+	for i, o := range opts {
+		if nilOption(o) {
+			return cfg, nilOptionError(i)
+		}
+		o.applyLocal(&cfg)
+	}
+	return cfg, cfg.check()
+}
+
+func (c localConfig) check() error {
+	if c.maxKeys < 1 {
+		return fmt.Errorf("ratelimit: WithMaxKeys: must be >= 1, got %d", c.maxKeys)
+	}
+	return nil
+}
 
 // Local is an in-process Limiter: one token bucket per key, in 64 shards
 // each with its own lock, so keys do not contend with each other. Time is
@@ -30,48 +45,40 @@ type Local struct {
 	interval int64 // ns per token
 	capacity int64 // ns of burst
 	epoch    time.Time
-	seed     maphash.Seed
-	maxKeys  int
 	perShard int
-	shards   [localShards]localShard
-}
-
-type localShard struct {
-	mu sync.Mutex
-	m  map[string]int64 // key -> tat, in ns since epoch
-	_  [40]byte         // keep shards on separate cache lines
+	buckets  *shard.Map[int64] // key -> tat, in ns since epoch
 }
 
 // NewLocal returns a local limiter for rate. It fails for an invalid rate or option.
 func NewLocal(rate Rate, opts ...LocalOption) (*Local, error) {
+	cfg, err := newLocalConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := rate.Validate(); err != nil {
 		return nil, err
 	}
+	return newLocal(rate, cfg), nil
+}
+
+// newLocal builds the limiter from a valid rate and a checked configuration.
+func newLocal(rate Rate, cfg localConfig) *Local {
 	l := &Local{
 		rate:     rate,
 		interval: rate.intervalInt(),
 		epoch:    time.Now(),
-		seed:     maphash.MakeSeed(),
-		maxKeys:  DefaultMaxKeys,
+		perShard: shard.PerShard(cfg.maxKeys),
+		buckets:  shard.New[int64](),
 	}
 	l.capacity = int64(rate.burst()) * l.interval
-	for _, o := range opts {
-		o(l)
-	}
-	if l.maxKeys < 1 {
-		return nil, fmt.Errorf("ratelimit: max keys must be >= 1, got %d", l.maxKeys)
-	}
-	l.perShard = max(1, (l.maxKeys+localShards-1)/localShards)
-	for i := range l.shards {
-		l.shards[i].m = make(map[string]int64)
-	}
-	return l, nil
+	return l
 }
 
 // Rate returns the limiter's rate.
 func (l *Local) Rate() Rate { return l.rate }
 
-// AllowN implements Limiter. It never fails for n >= 1.
+// AllowN implements Limiter. It never fails for n >= 1; the context is not
+// used (a decision takes no time worth cancelling).
 func (l *Local) AllowN(_ context.Context, key string, n int) (Decision, error) {
 	if n < 1 {
 		return Decision{}, fmt.Errorf("ratelimit: n must be >= 1, got %d", n)
@@ -80,28 +87,29 @@ func (l *Local) AllowN(_ context.Context, key string, n int) (Decision, error) {
 }
 
 func (l *Local) allowAt(key string, n int, now int64) Decision {
-	s := &l.shards[maphash.String(l.seed, key)%localShards]
-	s.mu.Lock()
-	tat, ok := s.m[key]
+	s := l.buckets.Shard(key)
+	s.Lock()
+	tat, ok := s.M[key]
 	newTAT, o := gcra(tat, now, l.interval, l.capacity, n)
 	if o.allowed {
-		if !ok && len(s.m) >= l.perShard {
-			s.evict(now)
+		if !ok && len(s.M) >= l.perShard {
+			evictLocal(s.M, now)
 		}
-		s.m[key] = newTAT
+		s.M[key] = newTAT
 	}
-	s.mu.Unlock()
+	s.Unlock()
 	return o.decision(l.rate, 1, SourceLocal)
 }
 
-// evict makes room: buckets that are full again go at no cost; otherwise
-// the fullest of a sample is forgotten. Called with s.mu held.
-func (s *localShard) evict(now int64) {
+// evictLocal makes room: buckets that are full again go at no cost;
+// otherwise the fullest of a sample is forgotten. Called with the shard
+// locked.
+func evictLocal(m map[string]int64, now int64) {
 	const sample = 16
 	victim, victimTAT, seen := "", int64(0), 0
-	for k, tat := range s.m {
+	for k, tat := range m {
 		if tat <= now {
-			delete(s.m, k)
+			delete(m, k)
 			return
 		}
 		if seen == 0 || tat < victimTAT {
@@ -111,17 +119,8 @@ func (s *localShard) evict(now int64) {
 			break
 		}
 	}
-	delete(s.m, victim)
+	delete(m, victim)
 }
 
 // Len returns how many keys the limiter tracks now.
-func (l *Local) Len() int {
-	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (l *Local) Len() int { return l.buckets.Len() }

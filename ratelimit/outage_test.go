@@ -295,12 +295,25 @@ func TestOutageFailOpenAndClosed(t *testing.T) {
 // again within a second, without anything but traffic to notice it.
 func TestRecoveryWithinOneSecond(t *testing.T) {
 	srv, rdb := newRedis(t)
+	type ctxKey struct{}
+	var (
+		mu     sync.Mutex
+		events []ratelimit.Event
+	)
 	l, err := newLimiter(t, rdb, "recovery", ratelimit.Rate{Limit: 100, Period: time.Second, Burst: 100},
-		ratelimit.WithDeadline(outDeadline), ratelimit.WithLogger(testLogger(t)))
+		ratelimit.WithDeadline(outDeadline), ratelimit.WithLogger(testLogger(t)),
+		ratelimit.WithOnHealthChange(func(ctx context.Context, e ratelimit.Event) {
+			if ctx.Value(ctxKey{}) != "caller" {
+				t.Errorf("health hook without the caller's context: %+v", e)
+			}
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := context.WithValue(context.Background(), ctxKey{}, "caller")
 	if d, err := l.AllowN(ctx, "k", 1); err != nil || d.Source != ratelimit.SourceRedis {
 		t.Fatalf("Redis up: %+v, %v", d, err)
 	}
@@ -336,6 +349,13 @@ func TestRecoveryWithinOneSecond(t *testing.T) {
 	}
 	if !l.Healthy() {
 		t.Errorf("Healthy() false after a decision from Redis")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || events[0].Kind != ratelimit.EventRedisDown || events[0].Err == nil ||
+		events[0].Rule != "recovery" || events[0].Policy.String() != "local" ||
+		events[1].Kind != ratelimit.EventRedisUp || events[1].DownFor <= 0 {
+		t.Errorf("health events %+v, want down then up", events)
 	}
 }
 

@@ -2,12 +2,16 @@ package ratelimit_test
 
 import (
 	"context"
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/ratelimit"
 )
@@ -74,4 +78,117 @@ func newLimiter(t testing.TB, rdb redis.UniversalClient, name string, r ratelimi
 		t.Cleanup(func() { _ = l.Close() })
 	}
 	return l, err
+}
+
+// AllowN honours the caller's context: a context already done takes no
+// token, and one that ends while Redis is slow ends the call then, with
+// its error, not after the limiter's deadline; neither is a Redis outage.
+func TestRedisAllowNHonoursContext(t *testing.T) {
+	_, rdb := newRedis(t)
+	l, err := newLimiter(t, rdb, "ctx", ratelimit.PerSecond(10),
+		ratelimit.WithCoalescing(false), ratelimit.WithDeadline(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	gone, cancel := context.WithCancel(bg)
+	cancel()
+	if d, err := l.AllowN(gone, "k", 1); !errors.Is(err, context.Canceled) || d.Allowed {
+		t.Fatalf("cancelled context: %+v, %v", d, err)
+	}
+	if n, err := rdb.Exists(bg, "gingov:rl:{ctx:k}").Result(); err != nil || n != 0 {
+		t.Fatalf("a cancelled caller took a token (exists %d, %v)", n, err)
+	}
+
+	if err := rdb.Do(bg, "CLIENT", "PAUSE", "400", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	d, err := l.AllowN(short, "k", 1)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || took > 300*time.Millisecond {
+		t.Fatalf("caller's 50ms timeout with Redis paused: %+v, %v after %v", d, err, took)
+	}
+	if !l.Healthy() {
+		t.Fatal("the caller's timeout was taken as a Redis outage")
+	}
+	time.Sleep(400 * time.Millisecond) // the pause ends
+	if d, err := l.AllowN(bg, "k", 1); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
+		t.Fatalf("after the pause: %+v, %v", d, err)
+	}
+}
+
+// The middleware ends a request whose client has gone before a Redis
+// decision as 499, without running the handler.
+func TestGuardClientGoneIs499(t *testing.T) {
+	_, rdb := newRedis(t)
+	g := mustGuard(t, rdb, ratelimit.PerIP(5, time.Second))
+	r := gin.New()
+	errcode.Handle(r)
+	r.Use(g.Middleware())
+	ran := false
+	r.GET("/x", func(c *gin.Context) { ran = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil).WithContext(ctx))
+	if w.Code != 499 || ran {
+		t.Fatalf("client gone: %d, handler ran %v", w.Code, ran)
+	}
+}
+
+func TestOptionValidation(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	rule := ratelimit.PerIP(1, time.Second)
+	var zero ratelimit.RedisGuardOption
+	var zeroKeys ratelimit.MaxKeysOption
+	cases := map[string]func() error{
+		"ratelimit: option 2 is nil": func() error { _, err := ratelimit.New(nil, rule, nil); return err },
+		"ratelimit: option 3 is nil": func() error { _, err := ratelimit.New(rdb, rule, ratelimit.WithLogger(nil), zero); return err },
+		"ratelimit: option 1 is nil": func() error { _, err := ratelimit.NewLocal(ratelimit.PerSecond(1), zeroKeys); return err },
+		"ratelimit: option 1 is nil ": func() error {
+			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), nil)
+			return err
+		},
+		"ratelimit: WithOnDecision: nil function": func() error {
+			_, err := ratelimit.New(nil, rule, ratelimit.WithOnDecision(nil))
+			return err
+		},
+		"ratelimit: WithOnHealthChange: nil function": func() error {
+			_, err := ratelimit.New(nil, rule, ratelimit.WithOnHealthChange(nil))
+			return err
+		},
+		"ratelimit: WithMaxKeys: must be >= 1, got 0": func() error {
+			_, err := ratelimit.New(nil, rule, ratelimit.WithMaxKeys(0))
+			return err
+		},
+		"ratelimit: WithDeadline: must be > 0, got -1s": func() error {
+			_, err := ratelimit.New(rdb, rule, ratelimit.WithDeadline(-time.Second))
+			return err
+		},
+		"ratelimit: WithFailurePolicy: FailLocal needs instances >= 1, got 0": func() error {
+			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithFailurePolicy(ratelimit.FailLocal(0)))
+			return err
+		},
+		"ratelimit: rule \"ip\": WithLease: fields must not be negative": func() error {
+			_, err := ratelimit.New(rdb, rule.WithLease(ratelimit.LeaseOptions{TTL: -1}))
+			return err
+		},
+		"ratelimit: WithHeaders: unknown headers 8": func() error {
+			_, err := ratelimit.New(nil, rule, ratelimit.WithHeaders(8))
+			return err
+		},
+	}
+	for want, f := range cases {
+		if err := f(); err == nil || err.Error() != strings.TrimSpace(want) {
+			t.Errorf("want %q, got %v", strings.TrimSpace(want), err)
+		}
+	}
+	// A Redis setting without a Redis client is accepted and unused.
+	if _, err := ratelimit.New(nil, rule, ratelimit.WithDeadline(time.Second), ratelimit.WithLogger(nil)); err != nil {
+		t.Errorf("Redis settings on an in-process guard: %v", err)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // KeyFunc returns the bucket key of a request; ok false means the rule does
@@ -39,12 +41,9 @@ func PerIP(limit int, period time.Duration) Rule {
 	}}
 }
 
-// UnmatchedRouteKey is the one key PerRoute uses for requests no route matched.
-const UnmatchedRouteKey = "unmatched"
-
 // PerRoute limits each route template (method and c.FullPath()) to limit
 // requests per period for all clients together. Requests that match no
-// route share one bucket.
+// route share one bucket, keyed [reqinfo.UnmatchedRoute].
 func PerRoute(limit int, period time.Duration) Rule {
 	return Rule{Name: "route", Rate: Rate{Limit: limit, Period: period}, Key: routeKey}
 }
@@ -52,7 +51,7 @@ func PerRoute(limit int, period time.Duration) Rule {
 func routeKey(c *gin.Context) (string, bool) {
 	p := c.FullPath()
 	if p == "" {
-		return UnmatchedRouteKey, true
+		return reqinfo.UnmatchedRoute, true
 	}
 	return c.Request.Method + " " + p, true
 }
@@ -115,5 +114,8 @@ func (r Rule) validate() error {
 	if err := r.Rate.check(); err != nil {
 		return fmt.Errorf("ratelimit: rule %q: %w", r.Name, err)
 	}
-	return r.Failure.validate()
+	if err := r.Failure.validate(); err != nil {
+		return fmt.Errorf("ratelimit: rule %q: %w", r.Name, err)
+	}
+	return nil
 }

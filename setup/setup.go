@@ -374,17 +374,16 @@ func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
 			WithFailurePolicy(policy)
 		opts = append(opts, rule)
 	}
-	ropts := []ratelimit.RedisOption{ratelimit.WithLogger(ch.Logger)}
+	opts = append(opts, ratelimit.WithLogger(ch.Logger))
 	if rl.Redis.Deadline > 0 {
-		ropts = append(ropts, ratelimit.WithDeadline(rl.Redis.Deadline))
+		opts = append(opts, ratelimit.WithDeadline(rl.Redis.Deadline))
 	}
 	if ch.gov != nil {
 		if ch.rdb != nil { // a limiter without Redis exports no Redis series
-			ropts = append(ropts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
+			opts = append(opts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
 		}
 		opts = append(opts, ratelimit.WithOnDecision(ch.gov.OnDecision))
 	}
-	opts = append(opts, ratelimit.WithRedisOptions(ropts...))
 	g, err := ratelimit.New(ch.rdb, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: ratelimit: %w", err)

@@ -1,0 +1,120 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+)
+
+// FailurePolicy says how decisions are made while Redis is unreachable or
+// slower than the deadline.
+type FailurePolicy struct {
+	kind  failKind
+	fixed int        // FailLocal's instance count
+	fn    func() int // FailLocalFunc's
+}
+
+// instances is the instance count to divide the rate by (>= 1).
+func (p FailurePolicy) instances() int {
+	n := p.fixed
+	if p.fn != nil {
+		n = p.fn()
+	}
+	return max(1, n)
+}
+
+type failKind uint8
+
+const (
+	failDefault failKind = iota // the zero FailurePolicy: FailLocal(1)
+	failLocal
+	failOpen
+	failClosed
+)
+
+var (
+	// FailOpen allows every request while Redis is unreachable.
+	FailOpen = FailurePolicy{kind: failOpen}
+	// FailClosed rejects every request while Redis is unreachable (the
+	// middleware answers 503 UNAVAILABLE).
+	FailClosed = FailurePolicy{kind: failClosed}
+)
+
+// FailLocal limits each instance locally to rate/instances (rounded down,
+// at least 1) while Redis is unreachable, so that the fleet as a whole keeps
+// about the configured rate. instances must be >= 1.
+func FailLocal(instances int) FailurePolicy {
+	return FailurePolicy{kind: failLocal, fixed: instances}
+}
+
+// FailLocalFunc is FailLocal with the instance count asked for when needed
+// (for example, the live count from the service registry). Counts below 1
+// are taken as 1.
+func FailLocalFunc(instances func() int) FailurePolicy {
+	return FailurePolicy{kind: failLocal, fn: instances, fixed: -1}
+}
+
+func (p FailurePolicy) String() string {
+	switch p.kind {
+	case failOpen:
+		return "open"
+	case failClosed:
+		return "closed"
+	}
+	return "local"
+}
+
+// validate reports a FailLocal without a usable instance count.
+func (p FailurePolicy) validate() error {
+	if p.kind != failLocal {
+		return nil
+	}
+	if p.fixed == -1 && p.fn == nil {
+		return errors.New("FailLocalFunc needs a function")
+	}
+	if p.fn == nil && p.fixed < 1 {
+		return fmt.Errorf("FailLocal needs instances >= 1, got %d", p.fixed)
+	}
+	return nil
+}
+
+// fail answers by the failure policy.
+func (r *Redis) fail(key string, n int) Decision {
+	switch r.cfg.policy.kind {
+	case failOpen:
+		return Decision{Allowed: true, Limit: r.rate.burst(), Remaining: r.rate.burst(), Source: SourceFallback}
+	case failClosed:
+		return Decision{Limit: r.rate.burst(), RetryAfter: r.cfg.probeInterval, Source: SourceFallback}
+	}
+	l := r.localFallback()
+	d := l.allowAt(key, n, int64(r.cfg.clock().Sub(l.epoch)))
+	d.Source = SourceFallback
+	return d
+}
+
+// localFallback returns the local limiter at rate/instances, rebuilt when
+// the instance count changes.
+func (r *Redis) localFallback() *Local {
+	n := r.cfg.policy.instances()
+	if f := r.fallback.Load(); f != nil && f.instances == n {
+		return f.Local
+	}
+	r.fallbackMu.Lock()
+	defer r.fallbackMu.Unlock()
+	if f := r.fallback.Load(); f != nil && f.instances == n {
+		return f.Local
+	}
+	share := Rate{
+		Limit:  max(1, r.rate.Limit/n),
+		Period: r.rate.Period,
+		Burst:  max(1, r.rate.burst()/n),
+	}
+	l := newLocal(share, localConfig{maxKeys: r.cfg.maxKeys}) // share is valid whenever rate is
+	l.epoch = r.cfg.clock()
+	r.fallback.Store(&fallbackLimiter{Local: l, instances: n})
+	return l
+}
+
+type fallbackLimiter struct {
+	*Local
+	instances int
+}
