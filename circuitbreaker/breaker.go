@@ -11,6 +11,7 @@
 package circuitbreaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -77,16 +78,19 @@ func (e *OpenError) Error() string {
 // Unwrap returns ErrOpen.
 func (e *OpenError) Unwrap() error { return ErrOpen }
 
-// Change is one state transition, reported to hooks.
-type Change struct {
+// Event is one state transition of a breaker, reported to the
+// WithOnStateChange hook.
+type Event struct {
+	// Name is the breaker's: "GET /orders/:id" (server), the host
+	// (transport), or OverflowName.
 	Name     string
 	From, To State
 	At       time.Time
 }
 
-// Policy builds the breaker for one name (route or host).
+// Policy builds the breaker for one name (route or host): Classic or SRE.
 type Policy interface {
-	newBreaker(name string, onChange func(Change)) breaker
+	newBreaker(name string, onChange func(context.Context, Event)) breaker
 }
 
 // outcome of a request, reported to done.
@@ -98,12 +102,18 @@ const (
 	excluded // neither: e.g. the caller gave up
 )
 
-// breaker is what a Policy builds. allow returns done, to be called with
-// the outcome, or an *OpenError.
+// breaker is what a Policy builds. allow admits a request (its ticket is
+// then handed to done with the outcome) or returns an *OpenError. The
+// context is the request's, for the state-change hook.
 type breaker interface {
-	allow() (done func(outcome), err error)
+	allow(ctx context.Context) (ticket, error)
+	done(ctx context.Context, t ticket, o outcome)
 	state() State
 }
+
+// ticket carries what done needs of allow: gobreaker's completion for the
+// classic policy, nothing for SRE.
+type ticket struct{ complete func(error) }
 
 // Classic is the closed/open/half-open policy. Zero fields take the
 // Default constants; see each.
@@ -152,7 +162,7 @@ func (p Classic) Validate() error {
 	return nil
 }
 
-func (p Classic) newBreaker(name string, onChange func(Change)) breaker {
+func (p Classic) newBreaker(name string, onChange func(context.Context, Event)) breaker {
 	p = p.withDefaults()
 	b := &classic{name: name, onChange: onChange, openTimeout: p.OpenTimeout}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -173,7 +183,7 @@ func (p Classic) newBreaker(name string, onChange func(Change)) breaker {
 				b.openedAt.Store(now.UnixNano())
 			}
 			b.pendingMu.Lock()
-			b.pending = append(b.pending, Change{Name: name, From: fromGo(from), To: fromGo(to), At: now})
+			b.pending = append(b.pending, Event{Name: name, From: fromGo(from), To: fromGo(to), At: now})
 			b.pendingMu.Unlock()
 			b.hasPending.Store(true)
 		},
@@ -186,11 +196,11 @@ type classic struct {
 	cb          *gobreaker.TwoStepCircuitBreaker[struct{}]
 	openTimeout time.Duration
 	openedAt    atomic.Int64
-	onChange    func(Change)
+	onChange    func(context.Context, Event)
 
 	hasPending atomic.Bool
 	pendingMu  sync.Mutex
-	pending    []Change
+	pending    []Event
 	deliverMu  sync.Mutex
 }
 
@@ -199,41 +209,43 @@ var (
 	errExcluded = errors.New("excluded")
 )
 
-func (b *classic) allow() (func(outcome), error) {
-	done, err := b.cb.Allow()
-	b.flush()
+func (b *classic) allow(ctx context.Context) (ticket, error) {
+	complete, err := b.cb.Allow()
+	b.flush(ctx)
 	if err != nil {
 		st := fromGo(b.cb.State())
-		b.flush()
+		b.flush(ctx)
 		retry := time.Second // half-open and full of probes: soon
 		if st == StateOpen {
 			retry = max(time.Millisecond, time.Until(time.Unix(0, b.openedAt.Load()).Add(b.openTimeout)))
 		}
-		return nil, &OpenError{Name: b.name, State: st, RetryAfter: retry}
+		return ticket{}, &OpenError{Name: b.name, State: st, RetryAfter: retry}
 	}
-	return func(o outcome) {
-		switch o {
-		case failed:
-			done(errFailed)
-		case excluded:
-			done(errExcluded)
-		default:
-			done(nil)
-		}
-		b.flush()
-	}, nil
+	return ticket{complete: complete}, nil
+}
+
+func (b *classic) done(ctx context.Context, t ticket, o outcome) {
+	switch o {
+	case failed:
+		t.complete(errFailed)
+	case excluded:
+		t.complete(errExcluded)
+	default:
+		t.complete(nil)
+	}
+	b.flush(ctx)
 }
 
 func (b *classic) state() State {
 	s := fromGo(b.cb.State())
-	b.flush()
+	b.flush(context.Background())
 	return s
 }
 
 // flush reports recorded changes outside gobreaker's lock, in order: one
 // goroutine delivers at a time, and a hook that calls back into the
 // breaker (and so into flush) leaves the delivery to the outer call.
-func (b *classic) flush() {
+func (b *classic) flush(ctx context.Context) {
 	for b.hasPending.Load() && b.deliverMu.TryLock() {
 		for {
 			b.pendingMu.Lock()
@@ -246,7 +258,7 @@ func (b *classic) flush() {
 			}
 			if b.onChange != nil {
 				for _, c := range changes {
-					b.onChange(c)
+					b.onChange(ctx, c)
 				}
 			}
 		}

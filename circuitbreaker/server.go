@@ -3,7 +3,6 @@ package circuitbreaker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
@@ -14,99 +13,20 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/reqinfo"
 )
-
-// DefaultMaxBreakers bounds the breakers of a Server or Transport; names
-// past it share one breaker named OverflowName.
-const DefaultMaxBreakers = 1024
 
 // OverflowName names the breaker shared by names past the bound.
 const OverflowName = "overflow"
 
-// UnmatchedRoute is the route of requests no route matched (one breaker).
-const UnmatchedRoute = "unmatched"
-
-// Option configures a Server or a Transport.
-type Option func(*config)
-
-type config struct {
-	policy      Policy
-	onChange    func(Change)
-	logger      *slog.Logger
-	maxBreakers int
-	isFailure   func(c *gin.Context, status int) bool
-	fallbacks   map[string]Fallback
-	fallbackAll Fallback
-	shared      *Shared
-}
-
-// WithPolicy sets the policy (default Classic{}).
-func WithPolicy(p Policy) Option { return func(c *config) { c.policy = p } }
-
-// WithOnStateChange calls fn on every state change, outside the breaker's
-// lock, on the goroutine of the request that caused it. fn must be fast.
-func WithOnStateChange(fn func(Change)) Option { return func(c *config) { c.onChange = fn } }
-
-// WithLogger logs state changes (opened at WARN, others at INFO); default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// WithMaxBreakers bounds the number of breakers (default DefaultMaxBreakers).
-func WithMaxBreakers(n int) Option { return func(c *config) { c.maxBreakers = n } }
-
-// WithFailure replaces what counts as a failed request for the server
-// breaker. The default counts 5xx answers and requests whose context
-// deadline passed; 4xx (429 included) and 499 are not failures. Panics
-// always count.
-func WithFailure(fn func(c *gin.Context, status int) bool) Option {
-	return func(c *config) { c.isFailure = fn }
-}
-
-// WithFallback serves requests of the route template (as registered, e.g.
-// "/orders/:id"; "" for every route without one of its own) with fb while
-// its breaker rejects them, instead of the 503 envelope.
-func WithFallback(route string, fb Fallback) Option {
-	return func(c *config) {
-		if route == "" {
-			c.fallbackAll = fb
-			return
-		}
-		c.fallbacks[route] = fb
-	}
-}
-
-func newConfig(opts []Option) (config, error) {
-	cfg := config{policy: Classic{}, maxBreakers: DefaultMaxBreakers, fallbacks: map[string]Fallback{}}
-	for _, o := range opts {
-		if o == nil {
-			return cfg, errors.New("circuitbreaker: nil option")
-		}
-		o(&cfg)
-	}
-	if cfg.policy == nil {
-		return cfg, errors.New("circuitbreaker: nil policy")
-	}
-	if v, ok := cfg.policy.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return cfg, err
-		}
-	}
-	if cfg.maxBreakers < 1 {
-		return cfg, fmt.Errorf("circuitbreaker: max breakers must be >= 1, got %d", cfg.maxBreakers)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	for route, fb := range cfg.fallbacks {
-		if fb == nil {
-			return cfg, fmt.Errorf("circuitbreaker: nil fallback for route %q", route)
-		}
-	}
-	return cfg, nil
+// breakerKey is what a group keys its breakers by.
+type breakerKey interface {
+	comparable
+	breakerName() string
 }
 
 // group holds the breakers by name, bounded.
-type group[K comparable] struct {
+type group[K breakerKey] struct {
 	cfg      *config
 	breakers sync.Map // K -> breaker
 	n        atomic.Int64
@@ -114,17 +34,13 @@ type group[K comparable] struct {
 	shared   *sharedState // nil unless WithShared
 }
 
-func newGroup[K comparable](cfg *config) (*group[K], error) {
+func newGroup[K breakerKey](cfg *config) *group[K] {
 	g := &group[K]{cfg: cfg}
 	if cfg.shared != nil {
-		st, err := startShared(*cfg.shared)
-		if err != nil {
-			return nil, err
-		}
-		g.shared = st
+		g.shared = startShared(*cfg.shared)
 	}
 	g.overflow = g.newBreaker(OverflowName)
-	return g, nil
+	return g
 }
 
 func (g *group[K]) newBreaker(name string) breaker {
@@ -145,53 +61,53 @@ func (g *group[K]) close() {
 	}
 }
 
-func (g *group[K]) get(k K, name func() string) breaker {
+func (g *group[K]) get(k K) breaker {
 	if b, ok := g.breakers.Load(k); ok {
 		return b.(breaker)
 	}
 	if g.n.Load() >= int64(g.cfg.maxBreakers) {
 		return g.overflow
 	}
-	b, loaded := g.breakers.LoadOrStore(k, g.newBreaker(name()))
+	b, loaded := g.breakers.LoadOrStore(k, g.newBreaker(k.breakerName()))
 	if !loaded {
 		g.n.Add(1)
 	}
 	return b.(breaker)
 }
 
-func (g *group[K]) changed(ch Change) {
+func (g *group[K]) changed(ctx context.Context, ev Event) {
 	level := slog.LevelInfo
-	if ch.To == StateOpen {
+	if ev.To == StateOpen {
 		level = slog.LevelWarn
 	}
-	g.cfg.logger.Log(context.Background(), level, "circuit breaker state changed",
-		"breaker", ch.Name, "from", ch.From.String(), "to", ch.To.String())
-	if ch.To == StateOpen && g.shared != nil {
-		g.shared.tripped(ch.Name, ch.At)
+	g.cfg.logger.Log(ctx, level, "circuit breaker state changed",
+		"breaker", ev.Name, "from", ev.From.String(), "to", ev.To.String())
+	if ev.To == StateOpen && g.shared != nil {
+		g.shared.tripped(ev.Name, ev.At)
 	}
 	if g.cfg.onChange != nil {
-		g.cfg.onChange(ch)
+		g.cfg.onChange(ctx, ev)
 	}
 }
 
 // Server is the server-side breaker: one per route template and method.
 type Server struct {
-	cfg   config
+	cfg   serverConfig
 	group *group[routeKey]
 }
 
 type routeKey struct{ method, route string }
 
+func (k routeKey) breakerName() string { return k.method + " " + k.route }
+
 // New returns a server breaker. It fails for an invalid policy or option.
 func New(opts ...Option) (*Server, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newServerConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
-	if s.group, err = newGroup[routeKey](&s.cfg); err != nil {
-		return nil, err
-	}
+	s.group = newGroup[routeKey](&s.cfg.config)
 	return s, nil
 }
 
@@ -210,17 +126,16 @@ func (s *Server) State(method, route string) State {
 	return StateClosed
 }
 
-// Middleware breaks per route: a rejected request is answered by the
-// route's fallback, else by the errcode envelope 503 CIRCUIT_OPEN with
+// Middleware breaks per route (requests no route matched share the
+// breaker of [reqinfo.UnmatchedRoute]): a rejected request is answered by
+// the route's fallback, else by the errcode envelope 503 CIRCUIT_OPEN with
 // Retry-After. Put it after logging and metrics, so rejections are seen.
 func (s *Server) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		route := c.FullPath()
-		if route == "" {
-			route = UnmatchedRoute
-		}
-		b := s.group.get(routeKey{c.Request.Method, route}, func() string { return c.Request.Method + " " + route })
-		done, err := b.allow()
+		route := reqinfo.Route(c)
+		ctx := c.Request.Context()
+		b := s.group.get(routeKey{c.Request.Method, route})
+		t, err := b.allow(ctx)
 		if err != nil {
 			s.reject(c, route, err)
 			return
@@ -231,18 +146,18 @@ func (s *Server) Middleware() gin.HandlerFunc {
 				return
 			}
 			if p := recover(); p != nil {
-				if reqstate.ObservePanic(c, p) == reqstate.StatusClientClosedRequest {
-					done(excluded)
+				if reqinfo.ObservePanic(c, p) == reqinfo.StatusClientClosedRequest {
+					b.done(ctx, t, excluded)
 				} else {
-					done(failed)
+					b.done(ctx, t, failed)
 				}
 				panic(p)
 			}
-			done(excluded) // runtime.Goexit: no outcome to learn from
+			b.done(ctx, t, excluded) // runtime.Goexit: no outcome to learn from
 		}()
 		c.Next()
 		completed = true
-		done(s.outcome(c))
+		b.done(ctx, t, s.outcome(c))
 	}
 }
 
@@ -265,15 +180,26 @@ func (s *Server) reject(c *gin.Context, route string, cause error) {
 	if fb == nil {
 		fb = s.cfg.fallbackAll
 	}
-	if fb != nil && RunFallback(c, fb, cause, s.cfg.logger) {
-		return
+	if fb != nil {
+		answered, err := errcode.RunFallback(c, fb, cause)
+		if err != nil {
+			level := slog.LevelWarn
+			if errors.Is(err, errcode.ErrFallbackPanicked) {
+				level = slog.LevelError
+			}
+			s.cfg.logger.Log(c.Request.Context(), level, "circuit breaker fallback failed",
+				"route", route, "error", err.Error())
+		}
+		if answered {
+			return
+		}
 	}
-	WriteRejection(c, cause)
+	writeRejection(c, cause)
 }
 
-// WriteRejection answers a rejected request with the errcode envelope
+// writeRejection answers a rejected request with the errcode envelope
 // 503 CIRCUIT_OPEN and a Retry-After from the *OpenError in cause.
-func WriteRejection(c *gin.Context, cause error) {
+func writeRejection(c *gin.Context, cause error) {
 	retry := 1.0
 	var oe *OpenError
 	if errors.As(cause, &oe) {

@@ -85,7 +85,7 @@ func TestServerOpensProbesAndCloses(t *testing.T) {
 		var changes []string
 		var s *circuitbreaker.Server
 		u := &upstream{status: 500}
-		hook := circuitbreaker.WithOnStateChange(func(ch circuitbreaker.Change) {
+		hook := circuitbreaker.WithOnStateChange(func(_ context.Context, ch circuitbreaker.Event) {
 			// Calling back into the breaker from a hook must not deadlock.
 			_ = s.State("GET", "/orders/:id")
 			mu.Lock()
@@ -259,24 +259,74 @@ func TestServerBoundsBreakers(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	cases := map[string][]circuitbreaker.Option{
-		"failure ratio":   {circuitbreaker.WithPolicy(circuitbreaker.Classic{FailureRatio: 1.5})},
-		"buckets":         {circuitbreaker.WithPolicy(circuitbreaker.Classic{Buckets: -1})},
-		"negative":        {circuitbreaker.WithPolicy(circuitbreaker.Classic{OpenTimeout: -1})},
-		"SRE K":           {circuitbreaker.WithPolicy(circuitbreaker.SRE{K: 0.5})},
-		"nil policy":      {circuitbreaker.WithPolicy(nil)},
-		"max breakers":    {circuitbreaker.WithMaxBreakers(-1)},
-		"nil fallback":    {circuitbreaker.WithFallback("/x", nil)},
-		"nil option":      {nil},
-		"SRE min request": {circuitbreaker.WithPolicy(circuitbreaker.SRE{MinRequests: -1})},
+	// Options of both constructors: the same error from each.
+	common := map[string]circuitbreaker.CommonOption{
+		"circuitbreaker: WithPolicy: failure ratio must be in (0, 1], got 1.5":     circuitbreaker.WithPolicy(circuitbreaker.Classic{FailureRatio: 1.5}),
+		"circuitbreaker: WithPolicy: buckets":                                      circuitbreaker.WithPolicy(circuitbreaker.Classic{Buckets: -1}),
+		"circuitbreaker: WithPolicy: window and open timeout must not be negative": circuitbreaker.WithPolicy(circuitbreaker.Classic{OpenTimeout: -1}),
+		"circuitbreaker: WithPolicy: SRE K":                                        circuitbreaker.WithPolicy(circuitbreaker.SRE{K: 0.5}),
+		"circuitbreaker: WithPolicy: SRE min requests":                             circuitbreaker.WithPolicy(circuitbreaker.SRE{MinRequests: -1}),
+		"circuitbreaker: WithPolicy: nil policy":                                   circuitbreaker.WithPolicy(nil),
+		"circuitbreaker: WithMaxBreakers: must be >= 1, got -1":                    circuitbreaker.WithMaxBreakers(-1),
+		"circuitbreaker: WithOnStateChange: nil function":                          circuitbreaker.WithOnStateChange(nil),
+		"circuitbreaker: WithShared: needs a Redis client":                         circuitbreaker.WithShared(circuitbreaker.Shared{}),
+		"circuitbreaker: option 2 is nil":                                          nil,
 	}
-	for want, opts := range cases {
-		_, err := circuitbreaker.New(opts...)
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "circuitbreaker: ") {
-			t.Errorf("%s: %v", want, err)
+	for want, o := range common {
+		if _, err := circuitbreaker.New(quiet, o); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("New: %s: %v", want, err)
 		}
-		if _, err := circuitbreaker.NewTransport(nil, opts...); err == nil {
-			t.Errorf("transport %s: accepted", want)
+		if _, err := circuitbreaker.NewTransport(nil, quiet, o); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("NewTransport: %s: %v", want, err)
+		}
+	}
+	// Server-only options (NewTransport does not take them: it would not compile).
+	server := map[string]circuitbreaker.Option{
+		`circuitbreaker: WithFallback: nil fallback for route "/x"`: circuitbreaker.WithFallback("/x", nil),
+		"circuitbreaker: WithFailure: nil function":                 circuitbreaker.WithFailure(nil),
+		"circuitbreaker: option 1 is nil":                           nil,
+	}
+	for want, o := range server {
+		if _, err := circuitbreaker.New(o); err == nil || err.Error() != want {
+			t.Errorf("New: %s: %v", want, err)
+		}
+	}
+	if _, err := circuitbreaker.NewTransport(nil, nil); err == nil || err.Error() != "circuitbreaker: option 1 is nil" {
+		t.Errorf("NewTransport(nil option): %v", err)
+	}
+}
+
+type ctxKey struct{}
+
+// The state-change hook gets the context of the request that caused the
+// change, server side and client side.
+func TestHookGetsRequestContext(t *testing.T) {
+	var got []any
+	hook := circuitbreaker.WithOnStateChange(func(ctx context.Context, e circuitbreaker.Event) {
+		got = append(got, ctx.Value(ctxKey{}), e.Name, e.To)
+	})
+	one := circuitbreaker.WithPolicy(circuitbreaker.Classic{MinRequests: 1, OpenTimeout: time.Hour})
+	r, _ := newServer(t, &upstream{status: 500}, one, hook)
+	req := httptest.NewRequest("GET", "/orders/1", nil)
+	r.ServeHTTP(httptest.NewRecorder(), req.WithContext(context.WithValue(req.Context(), ctxKey{}, "server")))
+
+	tr, err := circuitbreaker.NewTransport(rtFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("refused")
+	}), quiet, one, hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := http.NewRequestWithContext(context.WithValue(context.Background(), ctxKey{}, "client"), "GET", "http://up:80/", nil)
+	if _, err := tr.RoundTrip(out); err == nil {
+		t.Fatal("no error")
+	}
+	want := []any{"server", "GET /orders/:id", circuitbreaker.StateOpen, "client", "up:80", circuitbreaker.StateOpen}
+	if len(got) != len(want) {
+		t.Fatalf("hook saw %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("hook saw %v, want %v", got, want)
 		}
 	}
 }

@@ -34,10 +34,6 @@ type Shared struct {
 	SyncInterval time.Duration // DefaultSyncInterval
 }
 
-// WithShared shares the breakers' open state through Redis (see Shared).
-// The Server or Transport then runs a sync loop: call Close to stop it.
-func WithShared(s Shared) Option { return func(c *config) { c.shared = &s } }
-
 // sharedState is the running state of a Shared.
 type sharedState struct {
 	cfg    Shared
@@ -58,9 +54,10 @@ type sharedBreaker struct {
 	timeout   time.Duration
 }
 
-func startShared(cfg Shared) (*sharedState, error) {
+// withDefaults fills in the defaults and reports what is wrong.
+func (cfg Shared) withDefaults() (Shared, error) {
 	if cfg.Client == nil {
-		return nil, errors.New("circuitbreaker: shared state needs a Redis client")
+		return cfg, errors.New("needs a Redis client")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultSharedPrefix
@@ -69,12 +66,17 @@ func startShared(cfg Shared) (*sharedState, error) {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
 	if cfg.SyncInterval < 0 {
-		return nil, fmt.Errorf("circuitbreaker: sync interval must be > 0, got %s", cfg.SyncInterval)
+		return cfg, fmt.Errorf("sync interval must be > 0, got %s", cfg.SyncInterval)
 	}
+	return cfg, nil
+}
+
+// startShared starts the sync loop of a checked Shared.
+func startShared(cfg Shared) *sharedState {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sharedState{cfg: cfg, keys: map[string]*sharedBreaker{}, cancel: cancel, done: make(chan struct{})}
 	go s.loop(ctx)
-	return s, nil
+	return s
 }
 
 func (s *sharedState) close() {
@@ -91,13 +93,13 @@ func (s *sharedState) wrap(name string, b breaker, openTimeout time.Duration) br
 	return sb
 }
 
-func (b *sharedBreaker) allow() (func(outcome), error) {
+func (b *sharedBreaker) allow(ctx context.Context) (ticket, error) {
 	if until := b.openUntil.Load(); until != 0 {
 		if left := time.Until(time.Unix(0, until)); left > 0 {
-			return nil, &OpenError{Name: b.name, State: StateOpen, RetryAfter: left}
+			return ticket{}, &OpenError{Name: b.name, State: StateOpen, RetryAfter: left}
 		}
 	}
-	return b.breaker.allow()
+	return b.breaker.allow(ctx)
 }
 
 func (b *sharedBreaker) state() State {

@@ -1,6 +1,7 @@
 package circuitbreaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -70,7 +71,7 @@ func (p SRE) Validate() error {
 	return nil
 }
 
-func (p SRE) newBreaker(name string, onChange func(Change)) breaker {
+func (p SRE) newBreaker(name string, onChange func(context.Context, Event)) breaker {
 	p = p.withDefaults()
 	return &sre{
 		name:     name,
@@ -88,14 +89,14 @@ type sre struct {
 	name     string
 	p        SRE
 	bucket   time.Duration
-	onChange func(Change)
+	onChange func(context.Context, Event)
 
 	mu      sync.Mutex
 	start   time.Time
 	counts  []sreBucket
 	last    int64 // index of the newest bucket, in buckets since start
 	open    bool  // p > 0 at the last decision
-	changed []Change
+	changed []Event
 }
 
 // roll clears buckets that fell out of the window. Called with mu held.
@@ -127,7 +128,7 @@ func (s *sre) rejectProbability() float64 {
 	return math.Max(0, (float64(requests)-s.p.K*float64(accepts))/float64(requests+1))
 }
 
-func (s *sre) allow() (func(outcome), error) {
+func (s *sre) allow(ctx context.Context) (ticket, error) {
 	now := time.Now()
 	s.mu.Lock()
 	i := s.roll(now)
@@ -137,24 +138,26 @@ func (s *sre) allow() (func(outcome), error) {
 	s.counts[i].requests++ // a rejected request counts too: that is the formula
 	changes := s.takeChanges()
 	s.mu.Unlock()
-	s.deliver(changes)
+	s.deliver(ctx, changes)
 	if reject {
-		return nil, &OpenError{Name: s.name, State: StateOpen, RetryAfter: s.bucket}
+		return ticket{}, &OpenError{Name: s.name, State: StateOpen, RetryAfter: s.bucket}
 	}
-	return func(o outcome) {
-		if o == failed {
-			return
-		}
-		now := time.Now()
-		s.mu.Lock()
-		b := &s.counts[s.roll(now)]
-		if o == excluded {
-			b.requests = max(0, b.requests-1) // as if it had not been made
-		} else {
-			b.accepts++
-		}
-		s.mu.Unlock()
-	}, nil
+	return ticket{}, nil
+}
+
+func (s *sre) done(_ context.Context, _ ticket, o outcome) {
+	if o == failed {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	b := &s.counts[s.roll(now)]
+	if o == excluded {
+		b.requests = max(0, b.requests-1) // as if it had not been made
+	} else {
+		b.accepts++
+	}
+	s.mu.Unlock()
 }
 
 func (s *sre) state() State {
@@ -178,20 +181,20 @@ func (s *sre) note(open bool, now time.Time) {
 		from, to = StateOpen, StateClosed
 	}
 	s.open = open
-	s.changed = append(s.changed, Change{Name: s.name, From: from, To: to, At: now})
+	s.changed = append(s.changed, Event{Name: s.name, From: from, To: to, At: now})
 }
 
-func (s *sre) takeChanges() []Change {
+func (s *sre) takeChanges() []Event {
 	c := s.changed
 	s.changed = nil
 	return c
 }
 
-func (s *sre) deliver(changes []Change) {
+func (s *sre) deliver(ctx context.Context, changes []Event) {
 	if s.onChange == nil {
 		return
 	}
 	for _, c := range changes {
-		s.onChange(c)
+		s.onChange(ctx, c)
 	}
 }

@@ -15,14 +15,18 @@ import (
 // errors.Is ErrOpen and that errcode.From maps to 503 CIRCUIT_OPEN.
 type Transport struct {
 	next  http.RoundTripper
-	cfg   config
-	group *group[string]
+	cfg   transportConfig
+	group *group[hostKey]
 }
 
-// NewTransport wraps next (nil means http.DefaultTransport). Server-only
-// options (WithFailure, WithFallback) are ignored.
-func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
-	cfg, err := newConfig(opts)
+type hostKey string
+
+func (h hostKey) breakerName() string { return string(h) }
+
+// NewTransport wraps next (nil means http.DefaultTransport). It fails for
+// an invalid policy or option.
+func NewTransport(next http.RoundTripper, opts ...TransportOption) (*Transport, error) {
+	cfg, err := newTransportConfig(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -30,9 +34,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
 		next = http.DefaultTransport
 	}
 	t := &Transport{next: next, cfg: cfg}
-	if t.group, err = newGroup[string](&t.cfg); err != nil {
-		return nil, err
-	}
+	t.group = newGroup[hostKey](&t.cfg.config)
 	return t, nil
 }
 
@@ -44,7 +46,7 @@ func (t *Transport) Close() error {
 
 // State returns the state of a host's breaker.
 func (t *Transport) State(host string) State {
-	if b, ok := t.group.breakers.Load(host); ok {
+	if b, ok := t.group.breakers.Load(hostKey(host)); ok {
 		return b.(breaker).state()
 	}
 	return StateClosed
@@ -58,9 +60,9 @@ func (t *Transport) Open(host string) bool { return t.State(host) == StateOpen }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	host := req.URL.Host
-	b := t.group.get(host, func() string { return host })
-	done, err := b.allow()
+	ctx := req.Context()
+	b := t.group.get(hostKey(req.URL.Host))
+	tk, err := b.allow(ctx)
 	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error
@@ -70,11 +72,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	switch {
 	case err != nil && errors.Is(err, context.Canceled) && errors.Is(req.Context().Err(), context.Canceled):
-		done(excluded) // the caller gave up: says nothing of the upstream
+		b.done(ctx, tk, excluded) // the caller gave up: says nothing of the upstream
 	case err != nil || resp.StatusCode >= 500:
-		done(failed)
+		b.done(ctx, tk, failed)
 	default:
-		done(succeeded)
+		b.done(ctx, tk, succeeded)
 	}
 	return resp, err
 }

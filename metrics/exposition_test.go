@@ -54,7 +54,7 @@ func populated(t *testing.T) *prometheus.Registry {
 	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisDown, Rule: "api", Err: errors.New("connection refused")})
 	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisUp, Rule: "api", DownFor: time.Second})
 	gov.OnSentinelBlock(ctx, "GET:/orders/:id", "flow")
-	gov.OnBreakerChange(circuitbreaker.Change{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
+	gov.OnBreakerChange(ctx, circuitbreaker.Event{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
 	ins := &registry.ServiceInstance{Name: "orders"}
 	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
 	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("timeout")})

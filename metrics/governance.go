@@ -253,7 +253,7 @@ func (g *Governance) OnSentinelBlock(_ context.Context, resource, blockType stri
 
 // OnBreakerChange records a breaker's state change; pass it to
 // circuitbreaker.WithOnStateChange (server or client breakers).
-func (g *Governance) OnBreakerChange(ch circuitbreaker.Change) {
+func (g *Governance) OnBreakerChange(_ context.Context, ch circuitbreaker.Event) {
 	if s, err := g.breakerState.GetMetricWithLabelValues(ch.Name); err == nil {
 		s.Set(float64(ch.To))
 	}

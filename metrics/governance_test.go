@@ -236,7 +236,7 @@ gingov_circuitbreaker_transitions_total{breaker="GET /fail",state="open"} 1
 		"gingov_circuitbreaker_state", "gingov_circuitbreaker_transitions_total"); err != nil {
 		t.Fatal(err)
 	}
-	gov.OnBreakerChange(circuitbreaker.Change{Name: "GET /fail", From: circuitbreaker.StateOpen, To: circuitbreaker.StateHalfOpen})
+	gov.OnBreakerChange(context.Background(), circuitbreaker.Event{Name: "GET /fail", From: circuitbreaker.StateOpen, To: circuitbreaker.StateHalfOpen})
 	if v := value(t, reg, "gingov_circuitbreaker_state", "GET /fail"); v != 1 {
 		t.Fatalf("half-open state = %v, want 1", v)
 	}
