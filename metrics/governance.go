@@ -29,7 +29,9 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //
 //	ratelimit.WithOnDecision(gov.OnDecision)
 //	ratelimit.WithOnHealthChange(gov.RedisHealthHook("api"))
-//	sentinel.WithOnBlock(gov.OnSentinelBlock)            // ratelimit/sentinel
+//	sentinel.WithOnBlock(func(ctx context.Context, e sentinel.Event) { // ratelimit/sentinel
+//		gov.OnSentinelBlock(ctx, e.Resource, e.BlockType)
+//	})
 //	circuitbreaker.WithOnStateChange(gov.OnBreakerChange)
 //	registry.WithOnEvent(gov.OnRegistryEvent)
 //
@@ -243,8 +245,10 @@ func (g *Governance) redisLimiter(limiter string) *redisSeries {
 	return p
 }
 
-// OnSentinelBlock counts a request blocked by Sentinel; pass it to the
-// ratelimit/sentinel module's WithOnBlock.
+// OnSentinelBlock counts a request blocked by Sentinel, from the
+// ratelimit/sentinel module's WithOnBlock hook: that module's Event cannot
+// be named here (it would link Sentinel into every user of metrics), so
+// the hook passes its Resource and BlockType.
 func (g *Governance) OnSentinelBlock(_ context.Context, resource, blockType string) {
 	if c, err := g.blocks.GetMetricWithLabelValues(resource, blockType); err == nil {
 		c.Inc()

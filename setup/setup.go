@@ -477,7 +477,10 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 	}
 	fopts := []sentinel.Option{sentinel.WithParams(params...), sentinel.WithLogger(ch.Logger)}
 	if ch.gov != nil {
-		fopts = append(fopts, sentinel.WithOnBlock(ch.gov.OnSentinelBlock))
+		gov := ch.gov
+		fopts = append(fopts, sentinel.WithOnBlock(func(ctx context.Context, e sentinel.Event) {
+			gov.OnSentinelBlock(ctx, e.Resource, e.BlockType)
+		}))
 	}
 	flow, err := sentinel.New(fopts...)
 	if err != nil {
@@ -519,8 +522,10 @@ func (c *Config) reloadInterval() time.Duration {
 
 // watchConfig starts the configured watchers of the configuration itself.
 func (ch *Chain) watchConfig(ctx context.Context, cfg Config) error {
-	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval()),
-		sentinel.WithOnReload(ch.opts.onReload)}
+	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	if ch.opts.onReload != nil { // a nil hook is an error
+		sopts = append(sopts, sentinel.WithOnReload(ch.opts.onReload))
+	}
 	if cfg.Reload.File {
 		if cfg.path == "" {
 			return fieldErr("reload.file", "the configuration was not read by Load, so there is no file to watch")

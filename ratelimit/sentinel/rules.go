@@ -3,6 +3,7 @@ package sentinel
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
@@ -128,12 +129,17 @@ type compiled struct {
 func (r Rules) compile() (compiled, error) {
 	var c compiled
 	var errs []error
-	bad := func(kind string, i int, res string, err error) {
-		errs = append(errs, fmt.Errorf("sentinel: %s rule %d (%s): %w", kind, i, res, err))
+	// bad records a problem of rule i of a kind, naming the field (its
+	// document key) when one field is at fault.
+	bad := func(kind string, i int, res, field string, err error) {
+		if field != "" {
+			err = fmt.Errorf("%s: %w", field, err)
+		}
+		errs = append(errs, fmt.Errorf("sentinel: %s rule %d (%q): %w", kind, i, res, err))
 	}
 	for i, fr := range r.Flow {
 		if fr.Resource == "" {
-			bad("flow", i, fr.Resource, errors.New("empty resource"))
+			bad("flow", i, fr.Resource, "resource", errors.New("empty"))
 			continue
 		}
 		out := &flow.Rule{Resource: fr.Resource, Threshold: fr.Threshold, StatIntervalInMs: fr.StatIntervalMs,
@@ -151,22 +157,22 @@ func (r Rules) compile() (compiled, error) {
 				out.WarmUpColdFactor = 3
 			}
 			if out.WarmUpPeriodSec == 0 {
-				bad("flow", i, fr.Resource, errors.New("warmup needs warmUpPeriodSec > 0"))
+				bad("flow", i, fr.Resource, "warmUpPeriodSec", errors.New("must be > 0 for behavior warmup"))
 				continue
 			}
 		case "throttle":
 			out.TokenCalculateStrategy, out.ControlBehavior = flow.Direct, flow.Throttling
 			out.MaxQueueingTimeMs = fr.MaxQueueingTimeMs
 		default:
-			bad("flow", i, fr.Resource, fmt.Errorf("behavior %q is not reject, warmup or throttle", fr.Behavior))
+			bad("flow", i, fr.Resource, "behavior", fmt.Errorf("%q is not reject, warmup or throttle", fr.Behavior))
 			continue
 		}
-		if fr.Threshold <= 0 {
-			bad("flow", i, fr.Resource, fmt.Errorf("threshold must be > 0, got %v", fr.Threshold))
+		if math.IsNaN(fr.Threshold) || math.IsInf(fr.Threshold, 0) || fr.Threshold <= 0 {
+			bad("flow", i, fr.Resource, "threshold", fmt.Errorf("must be > 0, got %v", fr.Threshold))
 			continue
 		}
 		if err := flow.IsValidRule(out); err != nil {
-			bad("flow", i, fr.Resource, err)
+			bad("flow", i, fr.Resource, "", err)
 			continue
 		}
 		c.flow = append(c.flow, out)
@@ -184,11 +190,11 @@ func (r Rules) compile() (compiled, error) {
 		case "throttle":
 			out.ControlBehavior = hotspot.Throttling
 		default:
-			bad("hotspot", i, hr.Resource, fmt.Errorf("behavior %q is not reject or throttle", hr.Behavior))
+			bad("hotspot", i, hr.Resource, "behavior", fmt.Errorf("%q is not reject or throttle", hr.Behavior))
 			continue
 		}
 		if hr.Param < 0 {
-			bad("hotspot", i, hr.Resource, fmt.Errorf("param index %d is negative", hr.Param))
+			bad("hotspot", i, hr.Resource, "param", fmt.Errorf("index %d is negative", hr.Param))
 			continue
 		}
 		if len(hr.Specific) > 0 {
@@ -197,11 +203,16 @@ func (r Rules) compile() (compiled, error) {
 				out.SpecificItems[k] = v
 			}
 		}
-		if err := hotspot.IsValidRule(out); err != nil || hr.Resource == "" || hr.Threshold <= 0 {
-			if err == nil {
-				err = errors.New("needs a resource and a threshold > 0")
-			}
-			bad("hotspot", i, hr.Resource, err)
+		switch {
+		case hr.Resource == "":
+			bad("hotspot", i, hr.Resource, "resource", errors.New("empty"))
+			continue
+		case hr.Threshold <= 0:
+			bad("hotspot", i, hr.Resource, "threshold", fmt.Errorf("must be > 0, got %d", hr.Threshold))
+			continue
+		}
+		if err := hotspot.IsValidRule(out); err != nil {
+			bad("hotspot", i, hr.Resource, "", err)
 			continue
 		}
 		c.hotspot = append(c.hotspot, out)
@@ -220,34 +231,40 @@ func (r Rules) compile() (compiled, error) {
 		case "avg_rt":
 			out.MetricType = system.AvgRT
 		default:
-			bad("system", i, sr.Metric, fmt.Errorf("metric %q is not load, cpu, concurrency, inbound_qps or avg_rt", sr.Metric))
+			bad("system", i, sr.Metric, "metric", fmt.Errorf("%q is not load, cpu, concurrency, inbound_qps or avg_rt", sr.Metric))
 			continue
 		}
 		switch strings.ToLower(sr.Strategy) {
 		case "", "none":
 		case "bbr":
 			if out.MetricType != system.Load && out.MetricType != system.CpuUsage {
-				bad("system", i, sr.Metric, errors.New("strategy bbr applies to load and cpu only"))
+				bad("system", i, sr.Metric, "strategy", errors.New("bbr applies to load and cpu only"))
 				continue
 			}
 			out.Strategy = system.BBR
 		default:
-			bad("system", i, sr.Metric, fmt.Errorf("strategy %q is not bbr or none", sr.Strategy))
+			bad("system", i, sr.Metric, "strategy", fmt.Errorf("%q is not bbr or none", sr.Strategy))
 			continue
 		}
-		if sr.Threshold <= 0 || (out.MetricType == system.CpuUsage && sr.Threshold > 1) {
-			bad("system", i, sr.Metric, fmt.Errorf("threshold %v out of range", sr.Threshold))
+		if math.IsNaN(sr.Threshold) || math.IsInf(sr.Threshold, 0) || sr.Threshold <= 0 ||
+			(out.MetricType == system.CpuUsage && sr.Threshold > 1) {
+			bad("system", i, sr.Metric, "threshold", fmt.Errorf("%v out of range", sr.Threshold))
 			continue
 		}
 		c.system = append(c.system, out)
 	}
 	for i, ir := range r.Isolation {
 		out := &isolation.Rule{Resource: ir.Resource, MetricType: isolation.Concurrency, Threshold: ir.MaxConcurrency}
-		if err := isolation.IsValidRule(out); err != nil || ir.MaxConcurrency == 0 {
-			if err == nil {
-				err = errors.New("maxConcurrency must be > 0")
-			}
-			bad("isolation", i, ir.Resource, err)
+		switch {
+		case ir.Resource == "":
+			bad("isolation", i, ir.Resource, "resource", errors.New("empty"))
+			continue
+		case ir.MaxConcurrency == 0:
+			bad("isolation", i, ir.Resource, "maxConcurrency", errors.New("must be > 0"))
+			continue
+		}
+		if err := isolation.IsValidRule(out); err != nil {
+			bad("isolation", i, ir.Resource, "", err)
 			continue
 		}
 		c.isolation = append(c.isolation, out)
@@ -261,6 +278,10 @@ func (r Rules) compile() (compiled, error) {
 		if out.RetryTimeoutMs == 0 {
 			out.RetryTimeoutMs = 5000
 		}
+		if math.IsNaN(br.Threshold) || math.IsInf(br.Threshold, 0) {
+			bad("circuitBreaker", i, br.Resource, "threshold", fmt.Errorf("%v is not a number", br.Threshold))
+			continue
+		}
 		switch strings.ToLower(br.Strategy) {
 		case "error_ratio":
 			out.Strategy = circuitbreaker.ErrorRatio
@@ -269,15 +290,15 @@ func (r Rules) compile() (compiled, error) {
 		case "slow_ratio":
 			out.Strategy = circuitbreaker.SlowRequestRatio
 			if br.MaxAllowedRtMs == 0 {
-				bad("circuitBreaker", i, br.Resource, errors.New("slow_ratio needs maxAllowedRtMs"))
+				bad("circuitBreaker", i, br.Resource, "maxAllowedRtMs", errors.New("must be > 0 for strategy slow_ratio"))
 				continue
 			}
 		default:
-			bad("circuitBreaker", i, br.Resource, fmt.Errorf("strategy %q is not error_ratio, error_count or slow_ratio", br.Strategy))
+			bad("circuitBreaker", i, br.Resource, "strategy", fmt.Errorf("%q is not error_ratio, error_count or slow_ratio", br.Strategy))
 			continue
 		}
 		if err := circuitbreaker.IsValidRule(out); err != nil {
-			bad("circuitBreaker", i, br.Resource, err)
+			bad("circuitBreaker", i, br.Resource, "", err)
 			continue
 		}
 		c.breaker = append(c.breaker, out)

@@ -33,15 +33,13 @@ import (
 	"github.com/alibaba/sentinel-golang/core/flow"
 	"github.com/gin-gonic/gin"
 
-	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/reqstate"
+	"github.com/gingov/gingov/logging"
+	"github.com/gingov/gingov/reqinfo"
 )
 
-// UnmatchedResource is the one resource of requests that matched no route.
-const UnmatchedResource = "unmatched"
-
 // Resource is the Sentinel resource of a route: "GET:/orders/:id".
+// Requests that matched no route share one resource, [reqinfo.UnmatchedRoute].
 func Resource(method, route string) string { return method + ":" + route }
 
 // DefaultLogDir is where Sentinel writes its logs unless Init says otherwise:
@@ -53,30 +51,51 @@ var (
 	initErr  error
 )
 
-// InitOption configures Init.
-type InitOption func(*config.Entity)
+// InitOption configures [Init].
+type InitOption interface{ applyInit(*config.Entity) }
 
-// WithLogDir sets Sentinel's log and metric-log directory.
+type initOption func(*config.Entity)
+
+func (f initOption) applyInit(e *config.Entity) { f(e) }
+
+// WithLogDir sets Sentinel's log and metric-log directory (default
+// [DefaultLogDir]; "" is an error).
 func WithLogDir(dir string) InitOption {
-	return func(e *config.Entity) { e.Sentinel.Log.Dir = dir }
+	return initOption(func(e *config.Entity) { e.Sentinel.Log.Dir = dir })
 }
 
 // WithSystemStats sets how often (ms) Sentinel samples load, CPU and memory
 // for system rules (default 1000; 0 turns sampling off).
 func WithSystemStats(intervalMs uint32) InitOption {
-	return func(e *config.Entity) { e.Sentinel.Stat.System.CollectIntervalMs = intervalMs }
+	return initOption(func(e *config.Entity) { e.Sentinel.Stat.System.CollectIntervalMs = intervalMs })
+}
+
+// newInitConfig applies opts over gingov's defaults for Sentinel.
+func newInitConfig(opts []InitOption) (*config.Entity, error) {
+	e := config.NewDefaultConfig()
+	e.Sentinel.App.Name = "gingov"
+	e.Sentinel.Log.Dir = DefaultLogDir()
+	e.Sentinel.Log.Metric.FlushIntervalSec = 0 // no metric log files: gingov's metrics cover it
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("sentinel: option %d is nil", i+1)
+		}
+		o.applyInit(e)
+	}
+	if e.Sentinel.Log.Dir == "" {
+		return nil, errors.New("sentinel: WithLogDir: empty directory")
+	}
+	return e, nil
 }
 
 // Init sets Sentinel up once per process; later calls return the first
 // call's result. New calls it with no options if it has not run.
 func Init(opts ...InitOption) error {
 	initOnce.Do(func() {
-		e := config.NewDefaultConfig()
-		e.Sentinel.App.Name = "gingov"
-		e.Sentinel.Log.Dir = DefaultLogDir()
-		e.Sentinel.Log.Metric.FlushIntervalSec = 0 // no metric log files: gingov's metrics cover it
-		for _, o := range opts {
-			o(e)
+		e, err := newInitConfig(opts)
+		if err != nil {
+			initErr = err
+			return
 		}
 		if err := os.MkdirAll(e.Sentinel.Log.Dir, 0o755); err != nil {
 			initErr = fmt.Errorf("sentinel: log dir: %w", err)
@@ -111,39 +130,100 @@ func ParamPath(name string) Param {
 	return func(c *gin.Context) (string, bool) { v := c.Param(name); return v, v != "" }
 }
 
-// Option configures New.
-type Option func(*Flow)
+// Option configures [New].
+type Option interface{ applyFlow(*flowConfig) }
+
+type flowOption func(*flowConfig)
+
+func (f flowOption) applyFlow(c *flowConfig) { f(c) }
+
+type flowConfig struct {
+	params       []Param
+	fallbacks    map[string]errcode.Fallback
+	nilFallback  *string
+	blockHandler func(c *gin.Context, block *base.BlockError)
+	nilHandler   bool
+	logger       *slog.Logger
+	onBlock      func(context.Context, Event)
+	nilOnBlock   bool
+}
+
+// newFlowConfig applies opts over the defaults and checks the result.
+func newFlowConfig(opts []Option) (flowConfig, error) {
+	cfg := flowConfig{fallbacks: map[string]errcode.Fallback{}}
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("sentinel: option %d is nil", i+1)
+		}
+		o.applyFlow(&cfg)
+	}
+	switch {
+	case cfg.nilFallback != nil:
+		return cfg, fmt.Errorf("sentinel: WithFallback: nil fallback for route %q", *cfg.nilFallback)
+	case cfg.nilHandler:
+		return cfg, errors.New("sentinel: WithBlockHandler: nil function")
+	case cfg.nilOnBlock:
+		return cfg, errors.New("sentinel: WithOnBlock: nil function")
+	}
+	for i, p := range cfg.params {
+		if p == nil {
+			return cfg, fmt.Errorf("sentinel: WithParams: param %d is nil", i)
+		}
+	}
+	cfg.logger = logging.OrDefault(cfg.logger)
+	return cfg, nil
+}
 
 // WithParams passes hotspot parameters, in this order (a HotspotRule's
-// Param is an index into them).
-func WithParams(p ...Param) Option { return func(f *Flow) { f.params = p } }
+// Param is an index into them; default none). A nil Param is an error.
+func WithParams(p ...Param) Option { return flowOption(func(c *flowConfig) { c.params = p }) }
 
 // WithFallback serves a route's blocked requests with fb (route as
-// registered; "" for every route without its own).
-func WithFallback(route string, fb circuitbreaker.Fallback) Option {
-	return func(f *Flow) { f.fallbacks[route] = fb }
+// registered; "" for every route without its own; default none: the
+// envelope answers). A nil fb is an error.
+func WithFallback(route string, fb errcode.Fallback) Option {
+	return flowOption(func(c *flowConfig) {
+		if fb == nil {
+			c.nilFallback = &route
+			return
+		}
+		c.fallbacks[route] = fb
+	})
 }
 
 // WithBlockHandler replaces how blocked requests are answered (after
-// fallbacks). It must write a response.
+// fallbacks; default: the errcode envelope). It must write a response. A
+// nil h is an error.
 func WithBlockHandler(h func(c *gin.Context, block *base.BlockError)) Option {
-	return func(f *Flow) { f.blockHandler = h }
+	return flowOption(func(c *flowConfig) { c.blockHandler, c.nilHandler = h, h == nil })
 }
 
-// WithLogger sets the logger of failed fallbacks (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(f *Flow) { f.logger = l } }
+// WithLogger logs failed fallbacks (default, and for nil, the kit's JSON
+// logger, logging.Default()).
+func WithLogger(l *slog.Logger) Option { return flowOption(func(c *flowConfig) { c.logger = l }) }
+
+// Event is one blocked request, reported to the WithOnBlock hook.
+type Event struct {
+	// Resource is the Sentinel resource: "GET:/orders/:id", or
+	// reqinfo.UnmatchedRoute.
+	Resource string
+	// BlockType is the block's type as [BlockTypeName] names it: "flow",
+	// "hotspot", "system", "isolation", "circuit_breaking".
+	BlockType string
+	// Block is Sentinel's own account: the rule that blocked, and more.
+	Block *base.BlockError
+}
 
 // WithOnBlock calls fn for every blocked request, before it is answered,
-// with the request's context, the resource ("GET:/orders/:id") and the
-// block type as [BlockTypeName] names it. fn runs on the request's
-// goroutine and must be fast; metrics.Governance.OnSentinelBlock fits.
-func WithOnBlock(fn func(ctx context.Context, resource, blockType string)) Option {
-	return func(f *Flow) {
-		if fn == nil {
-			f.nilOnBlock = true
-		}
-		f.onBlock = fn
-	}
+// with the request's context. fn runs on the request's goroutine and must
+// not block. A nil fn is an error. For metrics.Governance, which cannot
+// name this module's Event:
+//
+//	sentinel.WithOnBlock(func(ctx context.Context, e sentinel.Event) {
+//		gov.OnSentinelBlock(ctx, e.Resource, e.BlockType)
+//	})
+func WithOnBlock(fn func(ctx context.Context, e Event)) Option {
+	return flowOption(func(c *flowConfig) { c.onBlock, c.nilOnBlock = fn, fn == nil })
 }
 
 // BlockTypeName names a block type for metrics and logs: "flow",
@@ -166,41 +246,19 @@ func BlockTypeName(t base.BlockType) string {
 
 // Flow is the Sentinel middleware.
 type Flow struct {
-	baseOpts     []sentinelapi.EntryOption // the same for every request
-	resources    sync.Map                  // routeKey -> resource name, built once per route
-	params       []Param
-	fallbacks    map[string]circuitbreaker.Fallback
-	blockHandler func(c *gin.Context, block *base.BlockError)
-	logger       *slog.Logger
-	onBlock      func(ctx context.Context, resource, blockType string)
-	nilOnBlock   bool
+	flowConfig
+	baseOpts  []sentinelapi.EntryOption // the same for every request
+	resources sync.Map                  // routeKey -> resource name, built once per route
 }
 
-// New returns the middleware, initialising Sentinel (Init) if needed.
+// New returns the middleware, initialising Sentinel (Init) if needed. It
+// fails for an invalid option.
 func New(opts ...Option) (*Flow, error) {
-	f := &Flow{fallbacks: map[string]circuitbreaker.Fallback{}, logger: slog.Default()}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("sentinel: nil option")
-		}
-		o(f)
+	cfg, err := newFlowConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	for route, fb := range f.fallbacks {
-		if fb == nil {
-			return nil, fmt.Errorf("sentinel: nil fallback for route %q", route)
-		}
-	}
-	for i, p := range f.params {
-		if p == nil {
-			return nil, fmt.Errorf("sentinel: nil param %d", i)
-		}
-	}
-	if f.nilOnBlock {
-		return nil, errors.New("sentinel: WithOnBlock: nil function")
-	}
-	if f.logger == nil {
-		f.logger = slog.Default()
-	}
+	f := &Flow{flowConfig: cfg}
 	f.baseOpts = []sentinelapi.EntryOption{sentinelapi.WithTrafficType(base.Inbound), sentinelapi.WithResourceType(base.ResTypeWeb)}
 	if err := Init(); err != nil {
 		return nil, err
@@ -238,7 +296,7 @@ func (f *Flow) Middleware() gin.HandlerFunc {
 		defer func() {
 			if !completed {
 				if p := recover(); p != nil {
-					if reqstate.ObservePanic(c, p) != reqstate.StatusClientClosedRequest {
+					if reqinfo.ObservePanic(c, p) != reqinfo.StatusClientClosedRequest {
 						sentinelapi.TraceError(entry, fmt.Errorf("panic: %v", p))
 					}
 					entry.Exit()
@@ -265,7 +323,7 @@ type routeKey struct{ method, route string }
 // engine's, so the cache is bounded.
 func (f *Flow) resource(method, route string) string {
 	if route == "" {
-		return UnmatchedResource
+		return reqinfo.UnmatchedRoute
 	}
 	k := routeKey{method, route}
 	if r, ok := f.resources.Load(k); ok {
@@ -277,16 +335,27 @@ func (f *Flow) resource(method, route string) string {
 }
 
 func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.BlockError) {
+	ctx := c.Request.Context()
 	if f.onBlock != nil {
-		f.onBlock(c.Request.Context(), resource, BlockTypeName(block.BlockType()))
+		f.onBlock(ctx, Event{Resource: resource, BlockType: BlockTypeName(block.BlockType()), Block: block})
 	}
 	cause := &BlockedError{Block: block}
 	fb := f.fallbacks[route]
 	if fb == nil {
 		fb = f.fallbacks[""]
 	}
-	if fb != nil && circuitbreaker.RunFallback(c, fb, cause, f.logger) {
-		return
+	if fb != nil {
+		answered, err := errcode.RunFallback(c, fb, cause)
+		if err != nil {
+			level := slog.LevelWarn
+			if errors.Is(err, errcode.ErrFallbackPanicked) {
+				level = slog.LevelError
+			}
+			f.logger.Log(ctx, level, "sentinel fallback failed", "resource", resource, "error", err.Error())
+		}
+		if answered {
+			return
+		}
 	}
 	if f.blockHandler != nil {
 		f.blockHandler(c, block)

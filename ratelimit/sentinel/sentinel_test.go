@@ -310,13 +310,16 @@ hotspot: [{resource: "GET:/inv/:id", param: 0, threshold: 1, durationSec: 1}]`)
 	var mu sync.Mutex
 	var blocks []block
 	r := newEngine(t, sentinel.WithParams(sentinel.ParamQuery("user")),
-		sentinel.WithOnBlock(func(ctx context.Context, resource, blockType string) {
+		sentinel.WithOnBlock(func(ctx context.Context, e sentinel.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			if ctx == nil {
 				t.Error("nil context")
 			}
-			blocks = append(blocks, block{resource, blockType})
+			if e.Block == nil || sentinel.BlockTypeName(e.Block.BlockType()) != e.BlockType {
+				t.Errorf("event %+v without its block", e)
+			}
+			blocks = append(blocks, block{e.Resource, e.BlockType})
 		}))
 	// Earlier tests may have used the window of /orders/:id: count what
 	// happens rather than expect the first requests through.
@@ -344,6 +347,36 @@ hotspot: [{resource: "GET:/inv/:id", param: 0, threshold: 1, durationSec: 1}]`)
 		{base.BlockTypeSystemFlow, "system"}, {base.BlockTypeHotSpotParamFlow, "hotspot"}, {base.BlockTypeUnknown, "unknown"}} {
 		if got := sentinel.BlockTypeName(bt.t); got != bt.name {
 			t.Errorf("BlockTypeName(%v) = %q, want %q", bt.t, got, bt.name)
+		}
+	}
+}
+
+func TestOptionValidation(t *testing.T) {
+	ctx := context.Background()
+	cases := map[string]func() error{
+		"sentinel: option 2 is nil": func() error { _, err := sentinel.New(sentinel.WithLogger(nil), nil); return err },
+		`sentinel: WithFallback: nil fallback for route "/x"`: func() error {
+			_, err := sentinel.New(sentinel.WithFallback("/x", nil))
+			return err
+		},
+		"sentinel: WithBlockHandler: nil function": func() error { _, err := sentinel.New(sentinel.WithBlockHandler(nil)); return err },
+		"sentinel: WithParams: param 1 is nil": func() error {
+			_, err := sentinel.New(sentinel.WithParams(sentinel.ParamIP(), nil))
+			return err
+		},
+		"sentinel: WithPollInterval: must be > 0, got 0s": func() error {
+			_, err := sentinel.WatchFileFunc(ctx, "unused", nil, sentinel.WithPollInterval(0))
+			return err
+		},
+		"sentinel: WithOnReload: nil function": func() error {
+			_, err := sentinel.WatchFileFunc(ctx, "unused", nil, sentinel.WithOnReload(nil))
+			return err
+		},
+		"sentinel: option 1 is nil": func() error { _, err := sentinel.WatchFileFunc(ctx, "unused", nil, nil); return err },
+	}
+	for want, f := range cases {
+		if err := f(); err == nil || err.Error() != want {
+			t.Errorf("want %q, got %v", want, err)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/gingov/gingov/logging"
 )
 
 // DefaultPollInterval is how often WatchFile checks the file.
@@ -28,11 +30,7 @@ type applier struct {
 }
 
 func newApplier(source string, apply func([]byte) error, cfg sourceConfig) *applier {
-	logger := cfg.logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &applier{logger: logger, source: source, apply: apply, onReload: cfg.onReload}
+	return &applier{logger: cfg.logger, source: source, apply: apply, onReload: cfg.onReload}
 }
 
 // Apply applies data; data equal to the last applied is skipped.
@@ -65,35 +63,57 @@ func LoadDocument(data []byte) error {
 	return Load(rules)
 }
 
-// SourceOption configures a rule source.
-type SourceOption func(*sourceConfig)
+// SourceOption configures a rule source: WatchFile, WatchFileFunc,
+// WatchNacos and WatchNacosFunc.
+type SourceOption interface{ applySource(*sourceConfig) }
+
+type sourceOption func(*sourceConfig)
+
+func (f sourceOption) applySource(c *sourceConfig) { f(c) }
 
 type sourceConfig struct {
-	logger   *slog.Logger
-	interval time.Duration
-	onReload func(error)
+	logger      *slog.Logger
+	interval    time.Duration
+	onReload    func(error)
+	nilOnReload bool
 }
 
 func newSourceConfig(opts []SourceOption) (sourceConfig, error) {
 	cfg := sourceConfig{interval: DefaultPollInterval}
-	for _, o := range opts {
-		o(&cfg)
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("sentinel: option %d is nil", i+1)
+		}
+		o.applySource(&cfg)
 	}
-	if cfg.interval <= 0 {
-		return cfg, errors.New("sentinel: poll interval must be > 0")
+	switch {
+	case cfg.interval <= 0:
+		return cfg, fmt.Errorf("sentinel: WithPollInterval: must be > 0, got %s", cfg.interval)
+	case cfg.nilOnReload:
+		return cfg, errors.New("sentinel: WithOnReload: nil function")
 	}
+	cfg.logger = logging.OrDefault(cfg.logger)
 	return cfg, nil
 }
 
-// WithSourceLogger logs loads and rejections (default slog.Default()).
-func WithSourceLogger(l *slog.Logger) SourceOption { return func(c *sourceConfig) { c.logger = l } }
+// WithSourceLogger logs loads and rejections (default, and for nil, the
+// kit's JSON logger, logging.Default()).
+func WithSourceLogger(l *slog.Logger) SourceOption {
+	return sourceOption(func(c *sourceConfig) { c.logger = l })
+}
 
 // WithPollInterval sets how often a file or the Nacos document is read
-// (default DefaultPollInterval).
-func WithPollInterval(d time.Duration) SourceOption { return func(c *sourceConfig) { c.interval = d } }
+// (default [DefaultPollInterval]; must be > 0).
+func WithPollInterval(d time.Duration) SourceOption {
+	return sourceOption(func(c *sourceConfig) { c.interval = d })
+}
 
-// WithOnReload calls fn after every load attempt with its error (nil: loaded).
-func WithOnReload(fn func(error)) SourceOption { return func(c *sourceConfig) { c.onReload = fn } }
+// WithOnReload calls fn after every load attempt with its error (nil:
+// loaded), on the watcher's goroutine; fn must not block. A nil fn is an
+// error.
+func WithOnReload(fn func(error)) SourceOption {
+	return sourceOption(func(c *sourceConfig) { c.onReload, c.nilOnReload = fn, fn == nil })
+}
 
 // WatchFile loads the rule document at path and reloads it whenever its
 // content changes, until ctx is done. The first load must succeed (a
