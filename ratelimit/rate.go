@@ -114,8 +114,9 @@ func (s Source) String() string {
 // are safe for concurrent use.
 type Limiter interface {
 	// AllowN takes n tokens from key's bucket when it holds them.
-	// The error is non-nil only when no decision could be made at all;
-	// the Redis limiter answers by its failure policy instead.
+	// The error is non-nil only when no decision could be made at all
+	// (n < 1, or ctx done before the decision); the Redis limiter
+	// answers Redis failures by its failure policy instead.
 	AllowN(ctx context.Context, key string, n int) (Decision, error)
 }
 
