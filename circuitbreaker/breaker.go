@@ -5,9 +5,12 @@
 // SRE adaptive throttling. Open breakers answer with the errcode envelope
 // 503 CIRCUIT_OPEN and Retry-After, or with a fallback handler.
 //
-// State-change hooks run after the breaker's lock is released, on the
-// goroutine whose request caused the change, so a hook may call back into
-// the breaker.
+// Options follow the kit's convention: [New] takes [Option]s,
+// [NewTransport] [TransportOption]s, and the settings of both are
+// [CommonOption]s. State-change hooks get one [Event] per change; they run
+// after the breaker's lock is released, on the goroutine whose request
+// caused the change and with its context, so a hook may call back into the
+// breaker.
 package circuitbreaker
 
 import (

@@ -145,50 +145,36 @@ func TestOptionValidation(t *testing.T) {
 	rule := ratelimit.PerIP(1, time.Second)
 	var zero ratelimit.RedisGuardOption
 	var zeroKeys ratelimit.MaxKeysOption
-	cases := map[string]func() error{
-		"ratelimit: option 2 is nil": func() error { _, err := ratelimit.New(nil, rule, nil); return err },
-		"ratelimit: option 3 is nil": func() error { _, err := ratelimit.New(rdb, rule, ratelimit.WithLogger(nil), zero); return err },
-		"ratelimit: option 1 is nil": func() error { _, err := ratelimit.NewLocal(ratelimit.PerSecond(1), zeroKeys); return err },
-		"ratelimit: option 1 is nil ": func() error {
-			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), nil)
-			return err
-		},
-		"ratelimit: WithOnDecision: nil function": func() error {
-			_, err := ratelimit.New(nil, rule, ratelimit.WithOnDecision(nil))
-			return err
-		},
-		"ratelimit: WithOnHealthChange: nil function": func() error {
-			_, err := ratelimit.New(nil, rule, ratelimit.WithOnHealthChange(nil))
-			return err
-		},
-		"ratelimit: WithMaxKeys: must be >= 1, got 0": func() error {
-			_, err := ratelimit.New(nil, rule, ratelimit.WithMaxKeys(0))
-			return err
-		},
-		"ratelimit: WithDeadline: must be > 0, got -1s": func() error {
-			_, err := ratelimit.New(rdb, rule, ratelimit.WithDeadline(-time.Second))
-			return err
-		},
-		"ratelimit: WithFailurePolicy: FailLocal needs instances >= 1, got 0": func() error {
-			_, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), ratelimit.WithFailurePolicy(ratelimit.FailLocal(0)))
-			return err
-		},
-		"ratelimit: rule \"ip\": WithLease: fields must not be negative": func() error {
-			_, err := ratelimit.New(rdb, rule.WithLease(ratelimit.LeaseOptions{TTL: -1}))
-			return err
-		},
-		"ratelimit: WithHeaders: unknown headers 8": func() error {
-			_, err := ratelimit.New(nil, rule, ratelimit.WithHeaders(8))
-			return err
-		},
+	newGuard := func(rdb redis.UniversalClient, opts ...ratelimit.Option) func() error {
+		return func() error { _, err := ratelimit.New(rdb, opts...); return err }
 	}
-	for want, f := range cases {
-		if err := f(); err == nil || err.Error() != strings.TrimSpace(want) {
-			t.Errorf("want %q, got %v", strings.TrimSpace(want), err)
+	newRedis := func(opts ...ratelimit.RedisOption) func() error {
+		return func() error { _, err := ratelimit.NewRedis(rdb, "n", ratelimit.PerSecond(1), opts...); return err }
+	}
+	for _, c := range []struct {
+		want string
+		f    func() error
+	}{
+		{"ratelimit: option 2 is nil", newGuard(nil, rule, nil)},
+		{"ratelimit: option 3 is nil", newGuard(rdb, rule, ratelimit.WithLogger(nil), zero)},
+		{"ratelimit: option 1 is nil", func() error { _, err := ratelimit.NewLocal(ratelimit.PerSecond(1), zeroKeys); return err }},
+		{"ratelimit: option 1 is nil", newRedis(nil)},
+		{"ratelimit: WithOnDecision: nil function", newGuard(nil, rule, ratelimit.WithOnDecision(nil))},
+		{"ratelimit: WithOnHealthChange: nil function", newGuard(nil, rule, ratelimit.WithOnHealthChange(nil))},
+		{"ratelimit: WithOnHealthChange: nil function", newRedis(ratelimit.WithOnHealthChange(nil))},
+		{"ratelimit: WithMaxKeys: must be >= 1, got 0", newGuard(nil, rule, ratelimit.WithMaxKeys(0))},
+		{"ratelimit: WithMaxKeys: must be >= 1, got 0", newRedis(ratelimit.WithMaxKeys(0))},
+		{"ratelimit: WithDeadline: must be > 0, got -1s", newGuard(rdb, rule, ratelimit.WithDeadline(-time.Second))},
+		{"ratelimit: WithFailurePolicy: FailLocal needs instances >= 1, got 0", newRedis(ratelimit.WithFailurePolicy(ratelimit.FailLocal(0)))},
+		{`ratelimit: rule "ip": WithLease: fields must not be negative`, newGuard(rdb, rule.WithLease(ratelimit.LeaseOptions{TTL: -1}))},
+		{"ratelimit: WithHeaders: unknown headers 8", newGuard(nil, rule, ratelimit.WithHeaders(8))},
+	} {
+		if err := c.f(); err == nil || err.Error() != c.want {
+			t.Errorf("want %q, got %v", c.want, err)
 		}
 	}
 	// A Redis setting without a Redis client is accepted and unused.
-	if _, err := ratelimit.New(nil, rule, ratelimit.WithDeadline(time.Second), ratelimit.WithLogger(nil)); err != nil {
+	if err := newGuard(nil, rule, ratelimit.WithDeadline(time.Second), ratelimit.WithLogger(nil))(); err != nil {
 		t.Errorf("Redis settings on an in-process guard: %v", err)
 	}
 }
