@@ -4,9 +4,9 @@ go 1.26.0
 
 require (
 	github.com/gin-gonic/gin v1.12.0
-	github.com/gingov/gingov v0.0.0
-	github.com/gingov/gingov/registry/nacos v0.0.0
-	github.com/gingov/gingov/setup v0.0.0
+	github.com/gingov/gingov v0.1.0
+	github.com/gingov/gingov/registry/nacos v0.1.0
+	github.com/gingov/gingov/setup v0.1.0
 	github.com/prometheus/client_golang v1.25.0
 	go.opentelemetry.io/otel/trace v1.40.0
 	go.uber.org/goleak v1.3.0
@@ -48,7 +48,7 @@ require (
 	github.com/deckarep/golang-set v1.7.1 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.13 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
-	github.com/gingov/gingov/ratelimit/sentinel v0.0.0 // indirect
+	github.com/gingov/gingov/ratelimit/sentinel v0.1.0 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.2.4 // indirect

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/gin-gonic/gin v1.12.0
-	github.com/gingov/gingov v0.0.0
-	github.com/gingov/gingov/ratelimit/sentinel v0.0.0
+	github.com/gingov/gingov v0.1.0
+	github.com/gingov/gingov/ratelimit/sentinel v0.1.0
 	github.com/goccy/go-yaml v1.19.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0

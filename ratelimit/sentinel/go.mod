@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/alibaba/sentinel-golang v1.0.4
 	github.com/gin-gonic/gin v1.12.0
-	github.com/gingov/gingov v0.0.0
+	github.com/gingov/gingov v0.1.0
 	github.com/nacos-group/nacos-sdk-go/v2 v2.3.5
 	gopkg.in/yaml.v2 v2.3.0
 )

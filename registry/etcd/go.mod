@@ -3,7 +3,7 @@ module github.com/gingov/gingov/registry/etcd
 go 1.26.0
 
 require (
-	github.com/gingov/gingov v0.0.0
+	github.com/gingov/gingov v0.1.0
 	go.etcd.io/etcd/api/v3 v3.5.21
 	go.etcd.io/etcd/client/v3 v3.5.21
 	go.uber.org/goleak v1.3.0

@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/gingov/gingov => ../..
 
 require (
-	github.com/gingov/gingov v0.0.0-00010101000000-000000000000
+	github.com/gingov/gingov v0.1.0
 	github.com/nacos-group/nacos-sdk-go/v2 v2.3.5
 	go.uber.org/goleak v1.3.0
 )
