@@ -2,7 +2,9 @@
 #   make run    serves the quickstart example on 127.0.0.1:8080 (no external services)
 #   make test   installs and starts the real servers the tests use, then tests every module
 # make bench runs the side-by-side benchmarks (about 22 minutes; see scripts/bench.sh)
-.PHONY: run test lint generate fmt bench
+# make release-check proves a module outside this repository can adopt the kit
+# at the version declared in versions (docs/releasing.md)
+.PHONY: run test lint generate fmt bench release-check
 
 run:
 	cd examples && GOWORK=off go run ./quickstart
@@ -15,6 +17,9 @@ bench:
 
 lint:
 	bash scripts/lint.sh
+
+release-check:
+	cd internal/releasecheck && GOWORK=off go run . -root ../.. check
 
 generate:
 	GOWORK=off go generate ./...
