@@ -1,6 +1,13 @@
 // Package testenv starts the real servers that gingov's integration tests
-// talk to (Redis now; Redis Cluster, rnacos, Eureka, etcd and Prometheus
-// later), each on a free loopback port, and stops them when the test ends.
+// talk to, each on a free loopback port in its own temp dir, and stops them
+// when the test ends: standalone Redis and a Redis Cluster (redis-server,
+// redis-cli), rnacos for the Nacos protocol, a Spring Cloud Eureka server
+// (a fixture jar built once by Maven and cached), etcd, and Prometheus
+// (with promtool to check an exposition). A running server can be paused,
+// killed or restarted on the same port, to test failures and recovery.
+// It also holds the goleak options for goroutines that the Nacos SDK and
+// Sentinel leave running, and a TestMain helper for packages that need a
+// process-wide directory.
 //
 // When a server's binary is missing, the test fails under CI=true and
 // otherwise skips with a one-line hint naming the install command
