@@ -55,43 +55,60 @@ func isPublic(importPath, name string) bool {
 	if name == "main" || strings.HasSuffix(name, "_test") {
 		return false
 	}
-	for _, e := range strings.Split(importPath, "/") {
-		if e == "internal" || e == "testdata" {
-			return false
-		}
-	}
-	return true
+	return !isInternal(importPath) && !strings.Contains("/"+importPath+"/", "/testdata/")
 }
 
 // publicPackages lists, with go list in the module's directory, every
 // package of m a consumer may import. Directories holding only tests are
-// skipped; any other package error fails the check.
-func publicPackages(ctx context.Context, root string, m *gomod, env []string) ([]string, error) {
+// skipped; any other package error fails the check, and so does an import
+// of another module's internal package (owner names the module of a path):
+// it would tie m to that module's unexported code at whatever version a
+// consumer selects.
+func publicPackages(ctx context.Context, root string, m *gomod, env []string, owner func(string) string) ([]string, error) {
 	dir := filepath.Join(root, filepath.FromSlash(m.Dir))
 	out, err := goCmd(ctx, dir, env, "list", "-e", "-f",
-		"{{.ImportPath}}\t{{.Name}}\t{{len .GoFiles}}\t{{if .Error}}{{.Error.Err}}{{end}}", "./...")
+		"{{.ImportPath}}\t{{.Name}}\t{{len .GoFiles}}\t{{join .Imports \" \"}}\t{{if .Error}}{{.Error.Err}}{{end}}", "./...")
 	if err != nil {
 		return nil, err
 	}
 	var pkgs []string
+	var errs []error
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), "\t", 4)
-		if len(f) != 4 {
+		f := strings.SplitN(sc.Text(), "\t", 5)
+		if len(f) != 5 {
 			return nil, fmt.Errorf("go list in %s: unexpected line %q", m.Dir, sc.Text())
 		}
-		ip, name, nfiles, perr := f[0], f[1], f[2], f[3]
+		ip, name, nfiles, imports, perr := f[0], f[1], f[2], f[3], f[4]
 		if nfiles == "0" {
 			continue // tests only, or no file for this platform
 		}
 		if perr != "" {
 			return nil, fmt.Errorf("go list in %s: %s: %s", m.Dir, ip, perr)
 		}
+		for _, imp := range strings.Fields(imports) {
+			if o := owner(imp); o != "" && o != m.Path && isInternal(strings.TrimPrefix(imp, o)) {
+				errs = append(errs, fmt.Errorf("%s imports %s, an internal package of module %s: across modules use exported API only", ip, imp, o))
+			}
+		}
 		if isPublic(ip, name) {
 			pkgs = append(pkgs, ip)
 		}
 	}
-	return pkgs, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return pkgs, errors.Join(errs...)
+}
+
+// isInternal reports whether an import path has an internal element.
+func isInternal(p string) bool {
+	for _, e := range strings.Split(p, "/") {
+		if e == "internal" {
+			return true
+		}
+	}
+	return false
 }
 
 // consumer is the fresh module outside the repository that adopts the kit.

@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -159,26 +160,35 @@ func check(ctx context.Context, root string, keep bool, log func(string, ...any)
 	// A released go.mod that go mod tidy would change can miss a
 	// requirement that consumers then lack; the packages a consumer may
 	// import are found with go list.
+	owner := func(p string) string { // the module of this tree that holds p
+		best := ""
+		for _, m := range mods {
+			if (p == m.Path || strings.HasPrefix(p, m.Path+"/")) && len(m.Path) > len(best) {
+				best = m.Path
+			}
+		}
+		return best
+	}
 	t := time.Now()
 	devEnv := withEnv(os.Environ(), "GOWORK=off")
 	var pkgs []string
-	var untidy []error
+	var problems []error
 	for _, m := range released {
 		dir := filepath.Join(root, filepath.FromSlash(m.Dir))
 		if _, err := goCmd(ctx, dir, devEnv, "mod", "tidy", "-diff"); err != nil {
-			untidy = append(untidy, fmt.Errorf("%s: go.mod or go.sum is not tidy (run go mod tidy there): %w", m.Dir, err))
+			problems = append(problems, fmt.Errorf("%s: go.mod or go.sum is not tidy (run go mod tidy there): %w", m.Dir, err))
 			continue
 		}
-		p, err := publicPackages(ctx, root, m, devEnv)
+		p, err := publicPackages(ctx, root, m, devEnv, owner)
 		if err != nil {
-			return err
+			problems = append(problems, err)
 		}
 		pkgs = append(pkgs, p...)
 	}
-	if err := errors.Join(untidy...); err != nil {
+	if err := errors.Join(problems...); err != nil {
 		return err
 	}
-	log("released modules tidy; %d public packages found with go list (%.1fs)", len(pkgs), time.Since(t).Seconds())
+	log("released modules tidy, importing no other module's internal package; %d public packages found with go list (%.1fs)", len(pkgs), time.Since(t).Seconds())
 
 	t = time.Now()
 	proxyDir := filepath.Join(tmp, "proxy")

@@ -225,3 +225,46 @@ func TestZipLeavesOutNestedModules(t *testing.T) {
 		t.Errorf("zip holds %v, want %v", names, want)
 	}
 }
+
+// TestPublicPackages: go list finds the public packages of a module, and an
+// import of another module's internal package is an error.
+func TestPublicPackages(t *testing.T) {
+	root := writeRepo(t, map[string]string{
+		"versions":            testVersions,
+		"go.mod":              rootMod,
+		"kit.go":              "package kit\n",
+		"internal/x/x.go":     "package x\n",
+		"cmd/tool/main.go":    "package main\n\nfunc main() {}\n",
+		"onlytests/a_test.go": "package onlytests\n",
+		"sub/go.mod":          strings.Replace(subMod, "%s", "v0.1.0", 1),
+		"sub/sub.go":          "package sub\n\nimport _ \"example.com/kit/internal/x\"\n",
+		"sub/internal/y/y.go": "package y\n",
+		"examples/go.mod":     strings.Replace(exMod, "%s", "v0.1.0", 1),
+	})
+	_, mods, err := load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) string {
+		if strings.HasPrefix(p, "example.com/kit/sub") {
+			return "example.com/kit/sub"
+		}
+		return "example.com/kit"
+	}
+	env := withEnv(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
+	byDir := map[string]*gomod{}
+	for _, m := range mods {
+		byDir[m.Dir] = m
+	}
+	pkgs, err := publicPackages(context.Background(), root, byDir["."], env, owner)
+	if err != nil || !slices.Equal(pkgs, []string{"example.com/kit"}) {
+		t.Errorf("root: %v, %v; want [example.com/kit] and no error", pkgs, err)
+	}
+	pkgs, err = publicPackages(context.Background(), root, byDir["sub"], env, owner)
+	if want := "example.com/kit/sub imports example.com/kit/internal/x, an internal package of module example.com/kit"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("sub: error %v, want one containing %q", err, want)
+	}
+	if !slices.Equal(pkgs, []string{"example.com/kit/sub"}) {
+		t.Errorf("sub: %v, want [example.com/kit/sub]", pkgs)
+	}
+}
