@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gingov/gingov/logging"
 )
 
 // Defaults of the Eureka backend, the same as a Spring Cloud client's.
@@ -174,13 +176,11 @@ func WithEurekaHTTPClient(c *http.Client) EurekaOption {
 }
 
 // WithEurekaLogger logs registrations and failures (heartbeat failures at
-// WARN); default slog.Default().
+// WARN); default, and for a nil l, the kit's JSON logger
+// ([logging.Default]).
 func WithEurekaLogger(l *slog.Logger) EurekaOption {
 	return func(e *Eureka) error {
-		if l == nil {
-			return errors.New("registry: eureka: nil logger")
-		}
-		e.logger = l
+		e.logger = logging.OrDefault(l)
 		return nil
 	}
 }
@@ -221,7 +221,7 @@ func NewEureka(serverURLs []string, opts ...EurekaOption) (*Eureka, error) {
 		lease:      DefaultEurekaLeaseDuration,
 		poll:       DefaultEurekaPollInterval,
 		healthPath: DefaultEurekaHealthPath,
-		logger:     slog.Default(),
+		logger:     logging.Default(),
 		regs:       map[string]*eurekaReg{},
 		now:        time.Now,
 	}

@@ -562,7 +562,6 @@ func TestNewEurekaValidation(t *testing.T) {
 		{"poll", []string{ok}, []registry.EurekaOption{registry.WithEurekaPollInterval(-1)}, "poll interval"},
 		{"timeout", []string{ok}, []registry.EurekaOption{registry.WithEurekaTimeout(0)}, "timeout"},
 		{"client", []string{ok}, []registry.EurekaOption{registry.WithEurekaHTTPClient(nil)}, "nil http client"},
-		{"logger", []string{ok}, []registry.EurekaOption{registry.WithEurekaLogger(nil)}, "nil logger"},
 		{"health path", []string{ok}, []registry.EurekaOption{registry.WithEurekaHealthPath("healthz")}, "health path"},
 	}
 	for _, c := range cases {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gingov/gingov/logging"
 )
 
 // Defaults of [Health].
@@ -80,12 +82,10 @@ func WithPaths(liveness, readiness string) HealthOption {
 	}
 }
 
-// WithHealthLogger sets the logger of failing checks (default slog.Default()).
+// WithHealthLogger sets the logger of failing checks (default, and for a
+// nil l: the kit's JSON logger, [logging.Default]).
 func WithHealthLogger(l *slog.Logger) HealthOption {
 	return func(h *Health) error {
-		if l == nil {
-			return errors.New("registry: WithHealthLogger: nil logger")
-		}
 		h.logger = l
 		return nil
 	}
@@ -130,9 +130,7 @@ func NewHealth(opts ...HealthOption) (*Health, error) {
 			return nil, err
 		}
 	}
-	if h.logger == nil {
-		h.logger = slog.Default()
-	}
+	h.logger = logging.OrDefault(h.logger)
 	return h, nil
 }
 

@@ -143,13 +143,12 @@ func TestHealthMount(t *testing.T) {
 func TestHealthValidation(t *testing.T) {
 	ok := func(context.Context) error { return nil }
 	cases := map[string][]registry.HealthOption{
-		"WithCheck: empty name":        {registry.WithCheck("", ok)},
-		"nil function":                 {registry.WithCheck("a", nil)},
-		"two checks named":             {registry.WithCheck("a", ok), registry.WithCheck("a", ok)},
-		"WithCheckTimeout":             {registry.WithCheckTimeout(0)},
-		"WithPaths":                    {registry.WithPaths("/a", "/a")},
-		"WithHealthLogger: nil logger": {registry.WithHealthLogger(nil)},
-		"nil HealthOption":             {nil},
+		"WithCheck: empty name": {registry.WithCheck("", ok)},
+		"nil function":          {registry.WithCheck("a", nil)},
+		"two checks named":      {registry.WithCheck("a", ok), registry.WithCheck("a", ok)},
+		"WithCheckTimeout":      {registry.WithCheckTimeout(0)},
+		"WithPaths":             {registry.WithPaths("/a", "/a")},
+		"nil HealthOption":      {nil},
 	}
 	for want, opts := range cases {
 		if _, err := registry.NewHealth(opts...); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "registry: ") {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/logging"
 )
 
 // Defaults of [Resolver].
@@ -47,8 +47,9 @@ func WithInitTimeout(d time.Duration) ResolverOption {
 }
 
 // WithWatchRetry sets the wait before re-establishing a failed watch: from
-// minWait doubling to maxWait, with jitter (defaults
-// [DefaultWatchRetryMin], [DefaultWatchRetryMax]).
+// minWait doubling to maxWait, with jitter, as [Backoff] computes it
+// (defaults [DefaultWatchRetryMin], [DefaultWatchRetryMax]). The doubling
+// starts again once a watch delivers a set.
 func WithWatchRetry(minWait, maxWait time.Duration) ResolverOption {
 	return func(c *resolverConfig) error {
 		if minWait <= 0 || maxWait < minWait {
@@ -59,12 +60,10 @@ func WithWatchRetry(minWait, maxWait time.Duration) ResolverOption {
 	}
 }
 
-// WithResolverLogger sets the logger of watch failures (default slog.Default()).
+// WithResolverLogger sets the logger of watch failures (default, and for
+// a nil l: the kit's JSON logger, [logging.Default]).
 func WithResolverLogger(l *slog.Logger) ResolverOption {
 	return func(c *resolverConfig) error {
-		if l == nil {
-			return errors.New("registry: WithResolverLogger: nil logger")
-		}
 		c.logger = l
 		return nil
 	}
@@ -114,9 +113,7 @@ func NewResolver(disc Discovery, opts ...ResolverOption) (*Resolver, error) {
 			return nil, err
 		}
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
+	cfg.logger = logging.OrDefault(cfg.logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Resolver{disc: disc, cfg: cfg, ctx: ctx, cancel: cancel, services: map[string]*service{}}, nil
 }
@@ -216,7 +213,8 @@ func (r *Resolver) nodes(ctx context.Context, name string) (*nodeSet, error) {
 // watch follows one service until the resolver closes.
 func (r *Resolver) watch(s *service) {
 	defer r.wg.Done()
-	wait := r.cfg.retryMin
+	bo := Backoff{Min: r.cfg.retryMin, Max: r.cfg.retryMax}
+	failures := 0 // since the last set received
 	for {
 		w, err := r.disc.Watch(r.ctx, s.name)
 		if err == nil {
@@ -230,7 +228,7 @@ func (r *Resolver) watch(s *service) {
 					break
 				}
 				s.update(set)
-				wait = r.cfg.retryMin
+				failures = 0
 			}
 			_ = w.Stop()
 			r.setWatcher(s, nil)
@@ -238,7 +236,8 @@ func (r *Resolver) watch(s *service) {
 		if r.ctx.Err() != nil {
 			return
 		}
-		sleep := wait/2 + rand.N(wait/2+1)
+		sleep := bo.Delay(failures)
+		failures++
 		r.cfg.logger.LogAttrs(r.ctx, slog.LevelWarn, "registry: watch failed, keeping the last instances",
 			slog.String("service", s.name), slog.Duration("retry_in", sleep), slog.String("error", err.Error()))
 		t := time.NewTimer(sleep)
@@ -248,7 +247,6 @@ func (r *Resolver) watch(s *service) {
 			return
 		case <-t.C:
 		}
-		wait = min(2*wait, r.cfg.retryMax)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gingov/gingov/logging"
 )
 
 // Defaults of [Server].
@@ -103,8 +104,8 @@ func WithRegisterTimeout(d time.Duration) ServerOption {
 
 // WithRegisterRetry sets the wait between registration attempts: it starts
 // at minWait and doubles up to maxWait, each wait drawn at random from its
-// upper half (defaults [DefaultRetryMin], [DefaultRetryMax]). Attempts go
-// on until one succeeds or the server stops.
+// upper half, as [Backoff] computes it (defaults [DefaultRetryMin],
+// [DefaultRetryMax]). Attempts go on until one succeeds or the server stops.
 func WithRegisterRetry(minWait, maxWait time.Duration) ServerOption {
 	return func(c *serverConfig) error {
 		if minWait <= 0 || maxWait < minWait {
@@ -165,13 +166,11 @@ func WithOnEvent(fn func(Event)) ServerOption {
 	}
 }
 
-// WithLogger sets the logger (default slog.Default()); the http.Server's
-// own errors go to it too, at WARN.
+// WithLogger sets the logger; the http.Server's own errors go to it too,
+// at WARN. The default, and a nil l, is the kit's JSON logger
+// ([logging.Default]), so that the lifecycle's lines match the access log.
 func WithLogger(l *slog.Logger) ServerOption {
 	return func(c *serverConfig) error {
-		if l == nil {
-			return errors.New("registry: WithLogger: nil logger")
-		}
 		c.logger = l
 		return nil
 	}
@@ -284,9 +283,7 @@ func NewServer(handler http.Handler, addr string, reg Registrar, ins ServiceInst
 	if ins.Weight < 0 {
 		return nil, fmt.Errorf("registry: ServiceInstance.Weight %d is negative", ins.Weight)
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
+	cfg.logger = logging.OrDefault(cfg.logger)
 	if cfg.health == nil {
 		cfg.health, _ = NewHealth(WithHealthLogger(cfg.logger))
 	}
@@ -492,7 +489,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // register tries until the registrar accepts the instance or ctx ends.
 func (s *Server) register(ctx context.Context, r *registration) {
-	wait := s.cfg.retryMin
+	bo := Backoff{Min: s.cfg.retryMin, Max: s.cfg.retryMax}
 	for attempt := 1; ; attempt++ {
 		r.tried.Store(true)
 		actx, cancel := context.WithTimeout(ctx, s.cfg.registerTimeout)
@@ -508,9 +505,7 @@ func (s *Server) register(ctx context.Context, r *registration) {
 		if ctx.Err() != nil {
 			return
 		}
-		// Equal jitter: half the wait fixed, half random, so that a fleet
-		// restarted together does not retry in step.
-		sleep := wait/2 + rand.N(wait/2+1)
+		sleep := bo.Delay(attempt - 1)
 		s.event(r, RegisterFailed, err)
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "registry: register failed, retrying",
 			s.attrs(r, slog.Int("attempt", attempt), slog.Duration("retry_in", sleep), slog.String("error", err.Error()))...)
@@ -521,7 +516,6 @@ func (s *Server) register(ctx context.Context, r *registration) {
 			return
 		case <-t.C:
 		}
-		wait = min(2*wait, s.cfg.retryMax)
 	}
 }
 

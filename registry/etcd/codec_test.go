@@ -87,21 +87,21 @@ func FuzzDecode(f *testing.F) {
 
 func TestBackoff(t *testing.T) {
 	r := newRegistry(nil, false, config{ttl: 15e9})
-	if r.maxBackoff != MaxBackoff {
-		t.Fatalf("cap for a 15 s TTL = %v; want %v", r.maxBackoff, MaxBackoff)
+	if r.retry.Max != MaxBackoff || r.retry.Min != 100*time.Millisecond {
+		t.Fatalf("backoff for a 15 s TTL = %+v; want 100ms up to %v", r.retry, MaxBackoff)
 	}
 	if r.ttlSeconds != 15 {
 		t.Fatalf("ttlSeconds = %d", r.ttlSeconds)
 	}
 	for attempt := range 100 {
-		d := r.backoff(attempt)
+		d := r.retry.Delay(attempt)
 		want := min(MaxBackoff, 100*time.Millisecond<<min(attempt, 20))
 		if d < want/2 || d > want {
 			t.Fatalf("backoff(%d) = %v; want in [%v, %v]", attempt, d, want/2, want)
 		}
 	}
 	short := newRegistry(nil, false, config{ttl: 2500e6})
-	if short.maxBackoff != time.Duration(2500e6)/3 || short.ttlSeconds != 3 {
-		t.Fatalf("2.5 s TTL: cap %v, %d s; want TTL/3 and 3 s", short.maxBackoff, short.ttlSeconds)
+	if short.retry.Max != time.Duration(2500e6)/3 || short.ttlSeconds != 3 {
+		t.Fatalf("2.5 s TTL: cap %v, %d s; want TTL/3 and 3 s", short.retry.Max, short.ttlSeconds)
 	}
 }

@@ -188,7 +188,7 @@ func (w *watcher) startWatch(kvs map[string]string, rev int64) {
 // waitRetry waits before the next rebuild attempt, or until the watcher
 // ends.
 func (w *watcher) waitRetry() {
-	t := time.NewTimer(w.r.backoff(max(w.failedReads-1, 0)))
+	t := time.NewTimer(w.r.retry.Delay(w.failedReads - 1))
 	defer t.Stop()
 	select {
 	case <-w.ctx.Done():

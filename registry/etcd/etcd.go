@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
 )
 
@@ -59,6 +60,10 @@ const (
 	// also at most a third of the TTL.
 	MaxBackoff = 5 * time.Second
 )
+
+// minBackoff is the base wait after a first failed attempt; it doubles up
+// to the cap (registry.Backoff).
+const minBackoff = 100 * time.Millisecond
 
 // backend names this backend in events.
 const backend = "etcd"
@@ -96,7 +101,8 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 func WithResyncInterval(d time.Duration) Option { return func(c *config) { c.resync = d } }
 
 // WithLogger sets the logger of registrations, keep-alive failures and
-// watch rebuilds (default slog.Default()).
+// watch rebuilds (default, and for a nil l, the kit's JSON logger
+// logging.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // OnEvent sets a hook called with every registration event, for metrics.
@@ -119,7 +125,7 @@ type Registry struct {
 	ownsClient bool
 	cfg        config
 	ttlSeconds int64
-	maxBackoff time.Duration
+	retry      registry.Backoff // between re-registration attempts and watch rebuilds
 
 	mu       sync.Mutex
 	closed   bool
@@ -204,7 +210,6 @@ func newConfig(opts []Option) (config, error) {
 		ttl:     DefaultTTL,
 		timeout: DefaultTimeout,
 		resync:  DefaultResyncInterval,
-		logger:  slog.Default(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -227,9 +232,7 @@ func newConfig(opts []Option) (config, error) {
 	if cfg.resync < 100*time.Millisecond {
 		return cfg, fmt.Errorf("etcd: WithResyncInterval %v is below 100ms", cfg.resync)
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
+	cfg.logger = logging.OrDefault(cfg.logger)
 	return cfg, nil
 }
 
@@ -247,7 +250,7 @@ func newRegistry(client *clientv3.Client, owns bool, cfg config) *Registry {
 		ownsClient: owns,
 		cfg:        cfg,
 		ttlSeconds: secs,
-		maxBackoff: backoffCap(cfg.ttl),
+		retry:      registry.Backoff{Min: minBackoff, Max: backoffCap(cfg.ttl)},
 		regs:       map[string]*registration{},
 		watchers:   map[*watcher]struct{}{},
 	}

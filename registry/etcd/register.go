@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -259,7 +258,7 @@ func (g *registration) registerUntil(ctx context.Context) (clientv3.LeaseID, err
 		g.r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "etcd: register failed",
 			slog.String("service", g.ins.Name), slog.String("instance_id", g.ins.ID), slog.String("key", g.key),
 			slog.Int("attempt", attempt+1), slog.String("error", err.Error()))
-		t := time.NewTimer(g.r.backoff(attempt))
+		t := time.NewTimer(g.r.retry.Delay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -304,18 +303,6 @@ func (g *registration) loop(lease, prev clientv3.LeaseID) {
 			append(g.attrs(lease), slog.String("error", err.Error()))...)
 		prev, lease = lease, 0
 	}
-}
-
-// backoff is the wait after the given failed attempt (0-based): doubling
-// from 100 ms up to the cap, with the upper half jittered so that many
-// instances coming back together do not hit etcd at the same moment.
-func (r *Registry) backoff(attempt int) time.Duration {
-	d := r.maxBackoff
-	if attempt < 16 {
-		d = min(d, 100*time.Millisecond<<attempt)
-	}
-	half := d / 2
-	return half + rand.N(half+1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 // mergeCancel returns a context with a's values and deadline that is also

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/gingov/gingov/logging"
+)
+
+type nopDiscovery struct{}
+
+func (nopDiscovery) GetService(context.Context, string) ([]*ServiceInstance, error) { return nil, nil }
+func (nopDiscovery) Watch(context.Context, string) (Watcher, error)                 { return nil, nil }
+
+// Every logger of the package defaults to the kit's JSON logger, given no
+// logger or a nil one: never slog.Default()'s text.
+func TestNilLoggerIsTheKitDefault(t *testing.T) {
+	def := logging.Default()
+	for _, opts := range [][]ServerOption{nil, {WithLogger(nil)}} {
+		s, err := NewServer(http.NotFoundHandler(), "127.0.0.1:0", nil, ServiceInstance{Name: "a"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.logger != def || s.health.logger != def {
+			t.Errorf("Server (%d options): logger %p, health logger %p; want logging.Default() %p", len(opts), s.logger, s.health.logger, def)
+		}
+	}
+	for _, opts := range [][]ResolverOption{nil, {WithResolverLogger(nil)}} {
+		r, err := NewResolver(nopDiscovery{}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.cfg.logger != def {
+			t.Errorf("Resolver (%d options): not logging.Default()", len(opts))
+		}
+		_ = r.Close()
+	}
+	for _, opts := range [][]HealthOption{nil, {WithHealthLogger(nil)}} {
+		h, err := NewHealth(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.logger != def {
+			t.Errorf("Health (%d options): not logging.Default()", len(opts))
+		}
+	}
+	for _, opts := range [][]EurekaOption{nil, {WithEurekaLogger(nil)}} {
+		e, err := NewEureka([]string{"http://127.0.0.1:1/eureka"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.logger != def {
+			t.Errorf("Eureka (%d options): not logging.Default()", len(opts))
+		}
+		_ = e.Close()
+	}
+	// A logger given is used as is.
+	own := slog.New(slog.DiscardHandler)
+	s, err := NewServer(http.NotFoundHandler(), "127.0.0.1:0", nil, ServiceInstance{Name: "a"}, WithLogger(own))
+	if err != nil || s.logger != own {
+		t.Fatalf("WithLogger(own): %v, logger replaced: %v", err, s.logger != own)
+	}
+}
