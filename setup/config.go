@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/gingov/gingov/ratelimit/sentinel"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // Config is the whole governance chain, as read from YAML (snake_case
@@ -26,6 +27,7 @@ type Config struct {
 	Breaker   Breaker   `yaml:"circuitbreaker"`
 	Sentinel  Sentinel  `yaml:"sentinel"`
 	Reload    Reload    `yaml:"reload"`
+	Exempt    Exempt    `yaml:"exempt"`
 
 	path string // the file Load read, watched by Reload.File
 }
@@ -42,7 +44,7 @@ type Log struct {
 	// Level: debug, info (default), warn or error.
 	Level string `yaml:"level"`
 	// SkipPaths are paths or route templates not logged (default: the
-	// metrics path).
+	// exempt paths, see [Exempt]; a list given replaces them).
 	SkipPaths []string `yaml:"skip_paths"`
 	// RequestIDHeader is the request-ID header read and echoed (default
 	// X-Request-Id).
@@ -161,7 +163,7 @@ type Sentinel struct {
 type NacosDoc struct {
 	Addr      string `yaml:"addr"` // HTTP host:port (gRPC on port+1000)
 	Namespace string `yaml:"namespace"`
-	Group     string `yaml:"group"` // default DEFAULT_GROUP
+	Group     string `yaml:"group"` // default DefaultNacosGroup
 	DataID    string `yaml:"data_id"`
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
@@ -220,7 +222,7 @@ func Parse(data []byte) (Config, error) {
 // Validate reports the first wrong field, by its YAML path.
 func (c *Config) Validate() error {
 	for _, check := range []func() error{c.validateService, c.validateLog, c.validateTracing,
-		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload} {
+		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload, c.validateExempt} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -245,7 +247,7 @@ func (c *Config) validateLog() error {
 	default:
 		return fieldErr("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
-	if h := c.Log.RequestIDHeader; h != "" && !validHeaderName(h) {
+	if h := c.Log.RequestIDHeader; h != "" && !reqinfo.ValidHeaderName(h) {
 		return fieldErr("log.request_id_header", "%q is not a header name", h)
 	}
 	return nil
@@ -266,7 +268,7 @@ func (c *Config) validateTracing() error {
 	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1 || *r != *r) {
 		return fieldErr("tracing.sample_ratio", "%v is not in [0, 1]", *r)
 	}
-	if h := t.ResponseHeader; h != "" && !validHeaderName(h) {
+	if h := t.ResponseHeader; h != "" && !reqinfo.ValidHeaderName(h) {
 		return fieldErr("tracing.response_header", "%q is not a header name", h)
 	}
 	return nil
@@ -427,15 +429,6 @@ func rulesEmpty(r sentinel.Rules) bool {
 func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
 
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
-
-func validHeaderName(s string) bool {
-	for _, r := range s {
-		if ok := r == '-' || r == '_' || isDigit(r) || isLetter(r); !ok {
-			return false
-		}
-	}
-	return s != ""
-}
 
 func validMetricName(s string) bool {
 	for i, r := range s {

@@ -2,6 +2,7 @@ package setup_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,11 @@ func TestInvalidConfigNamesTheField(t *testing.T) {
 	for _, tc := range []struct{ doc, field string }{
 		{`service: {}`, "service.name"},
 		{"service: {name: a}\nlog: {level: loud}", "log.level"},
+		{"service: {name: a}\nlog: {request_id_header: \"X Request\"}", "log.request_id_header"},
+		{"service: {name: a}\ntracing: {response_header: \"Trace:Id\"}", "tracing.response_header"},
+		{"service: {name: a}\nratelimit: {rules: [{by: \"header:\", limit: 1, period: 1s}]}", "ratelimit.rules[0].by"},
+		{"service: {name: a}\nsentinel: {enabled: true, params: [\"header:X(1)\"]}", "sentinel.params[0]"},
+		{"service: {name: a}\nexempt: {paths: [healthz]}", "exempt.paths[0]"},
 		{"service: {name: a}\ntracing: {exporter: zipkin}", "tracing.exporter"},
 		{"service: {name: a}\ntracing: {sample_ratio: 1.5}", "tracing.sample_ratio"},
 		{"service: {name: a}\ntracing: {endpoint: nowhere}", "tracing.endpoint"},
@@ -147,5 +153,25 @@ func TestUseRejectsWithoutTouchingTheEngine(t *testing.T) {
 	}
 	if _, err := setup.Use(context.Background(), r, setup.Config{}); err == nil {
 		t.Fatal("an empty config (no service name) was accepted")
+	}
+	ok := mustParse(t, "service: {name: a}")
+	if _, err := setup.Use(context.Background(), r, ok, setup.WithLogOutput(io.Discard), nil); err == nil || err.Error() != "setup: option 2 is nil" {
+		t.Fatalf("got %v, want setup: option 2 is nil", err)
+	}
+	if len(r.Handlers) != 0 || len(r.Routes()) != 0 {
+		t.Fatal("a failed Use changed the engine")
+	}
+}
+
+// WithLogger(nil) is the default logger: the kit's JSON lines on the
+// WithLogOutput writer, never slog.Default().
+func TestNilLoggerIsTheDefault(t *testing.T) {
+	r, ch, logs := use(t, mustParse(t, "service: {name: a}"), setup.WithLogger(nil))
+	if ch.Logger == nil {
+		t.Fatal("nil Chain.Logger")
+	}
+	get(r, "/ping")
+	if n := accessLogged(t, logs.String(), "/ping"); n != 1 {
+		t.Fatalf("%d JSON access-log lines of /ping on the output, want 1:\n%s", n, logs)
 	}
 }

@@ -9,7 +9,9 @@
 //
 // The middlewares go on in the documented order — recovery, request id,
 // tracing, metrics, access log, the error envelope, rate limit, Sentinel,
-// circuit breaker — and each section of the configuration is optional. The
+// circuit breaker — and each section of the configuration is optional.
+// The metrics endpoint and the health probes are exempt from the access
+// log, the rate limiter, Sentinel and the breaker (see [Exempt]). The
 // rate-limit rules and the inline Sentinel rules are reloaded from the file
 // and from the Nacos config center when Reload says so; a document that
 // does not parse or validate never replaces the rules in force.
@@ -43,6 +45,7 @@ import (
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/sentinel"
+	"github.com/gingov/gingov/reqinfo"
 	"github.com/gingov/gingov/tracing"
 	"github.com/gingov/gingov/tracing/otlpgrpc"
 	"github.com/gingov/gingov/tracing/otlphttp"
@@ -54,39 +57,6 @@ const DefaultMetricsPath = "/metrics"
 
 // DefaultReloadInterval is how often reloadable sources are read.
 const DefaultReloadInterval = time.Second
-
-// Option configures [Use].
-type Option func(*options)
-
-type options struct {
-	logger    *slog.Logger
-	logOut    io.Writer
-	registry  *prometheus.Registry
-	rdb       redis.UniversalClient
-	instances func() int
-	onReload  func(error)
-}
-
-// WithLogger logs through l (default: logging.New on stdout at Log.Level).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithLogOutput writes the default logger's JSON lines to w (default stdout).
-func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
-
-// WithRegistry registers the metrics on reg (default: a new registry with
-// the Go and process collectors).
-func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.registry = reg } }
-
-// WithRedisClient shares rate-limit buckets through rdb instead of a client
-// built from RateLimit.Redis (the caller keeps ownership of rdb).
-func WithRedisClient(rdb redis.UniversalClient) Option { return func(o *options) { o.rdb = rdb } }
-
-// WithInstances gives the local failure policy a live instance count (for
-// example from the service registry) in place of RateLimit.Redis.Instances.
-func WithInstances(fn func() int) Option { return func(o *options) { o.instances = fn } }
-
-// WithOnReload calls fn after every reload attempt with its error.
-func WithOnReload(fn func(error)) Option { return func(o *options) { o.onReload = fn } }
 
 // Chain is the governance chain Use put on an engine.
 type Chain struct {
@@ -132,12 +102,9 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var o options
-	for _, opt := range opts {
-		if opt == nil {
-			return nil, errors.New("setup: nil option")
-		}
-		opt(&o)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	ch := &Chain{opts: o, cfg: cfg}
 	defer func() {
@@ -192,10 +159,7 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 		chain = append(chain, ch.metrics.Middleware())
 	}
 
-	skip := cfg.Log.SkipPaths
-	if skip == nil && !cfg.Metrics.Disabled && metricsPath != "-" {
-		skip = []string{metricsPath}
-	}
+	skip := cfg.logSkipPaths(metricsPath)
 	access, err := logging.NewAccessLog(ch.Logger, logging.WithSkipPaths(skip...))
 	if err != nil {
 		return nil, fmt.Errorf("setup: log: %w", err)
@@ -243,7 +207,7 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 
 	r.Use(chain...)
 	errcode.Handle(r)
-	r.Use(tail...)
+	r.Use(exempting(cfg.exemptPaths(metricsPath), tail)...)
 	if ch.Registry != nil && metricsPath != "-" {
 		r.GET(metricsPath, gin.WrapH(metrics.Handler(ch.Registry)))
 	}
@@ -413,7 +377,7 @@ func keyOf(by string) (ratelimit.KeyFunc, error) {
 		return ratelimit.PerRoute(1, time.Second).Key, nil
 	case by == "global":
 		return ratelimit.Global(1, time.Second).Key, nil
-	case strings.HasPrefix(by, "header:") && validHeaderName(strings.TrimPrefix(by, "header:")):
+	case strings.HasPrefix(by, "header:") && reqinfo.ValidHeaderName(strings.TrimPrefix(by, "header:")):
 		return ratelimit.PerHeader(strings.TrimPrefix(by, "header:"), 1, time.Second).Key, nil
 	}
 	return nil, fmt.Errorf("%q is not ip, route, global or header:<Name>", by)
@@ -455,7 +419,7 @@ func paramOf(s string) (sentinel.Param, error) {
 	switch {
 	case s == "ip":
 		return sentinel.ParamIP(), nil
-	case kind == "header" && validHeaderName(name):
+	case kind == "header" && reqinfo.ValidHeaderName(name):
 		return sentinel.ParamHeader(name), nil
 	case kind == "query" && name != "":
 		return sentinel.ParamQuery(name), nil
@@ -523,21 +487,18 @@ func (c *Config) reloadInterval() time.Duration {
 // watchConfig starts the configured watchers of the configuration itself.
 func (ch *Chain) watchConfig(ctx context.Context, cfg Config) error {
 	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
-	if ch.opts.onReload != nil { // a nil hook is an error
-		sopts = append(sopts, sentinel.WithOnReload(ch.opts.onReload))
-	}
 	if cfg.Reload.File {
 		if cfg.path == "" {
 			return fieldErr("reload.file", "the configuration was not read by Load, so there is no file to watch")
 		}
-		wait, err := sentinel.WatchFileFunc(ctx, cfg.path, ch.Reload, sopts...)
+		wait, err := sentinel.WatchFileFunc(ctx, cfg.path, ch.reloadFrom(ctx, "file:"+cfg.path), sopts...)
 		if err != nil {
 			return fmt.Errorf("setup: reload.file: %w", err)
 		}
 		ch.waits = append(ch.waits, wait)
 	}
 	if n := cfg.Reload.Nacos; n != nil {
-		wait, err := sentinel.WatchNacosFunc(ctx, n.source(), ch.Reload, sopts...)
+		wait, err := sentinel.WatchNacosFunc(ctx, n.source(), ch.reloadFrom(ctx, "nacos:"+n.group()+"/"+n.DataID), sopts...)
 		if err != nil {
 			return fmt.Errorf("setup: reload.nacos: %w", err)
 		}
@@ -596,7 +557,7 @@ func (ch *Chain) Reload(data []byte) error {
 	for name, pair := range map[string][2]any{
 		"service": {cur.Service, next.Service}, "log": {cur.Log, next.Log}, "tracing": {cur.Tracing, next.Tracing},
 		"metrics": {cur.Metrics, next.Metrics}, "circuitbreaker": {cur.Breaker, next.Breaker}, "reload": {cur.Reload, next.Reload},
-		"sentinel": {sentinelSettings(cur.Sentinel), sentinelSettings(next.Sentinel)},
+		"sentinel": {sentinelSettings(cur.Sentinel), sentinelSettings(next.Sentinel)}, "exempt": {cur.Exempt, next.Exempt},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)

@@ -220,12 +220,15 @@ func countAllowed(r http.Handler, path string, n int) int {
 	return ok
 }
 
-func waitReload(t *testing.T, reloads <-chan error, wantErr bool) {
+func waitReload(t *testing.T, reloads <-chan setup.Event, source string, wantErr bool) {
 	t.Helper()
 	select {
-	case err := <-reloads:
-		if (err != nil) != wantErr {
-			t.Fatalf("reload error %v, want error: %v", err, wantErr)
+	case e := <-reloads:
+		if (e.Err != nil) != wantErr {
+			t.Fatalf("reload error %v, want error: %v", e.Err, wantErr)
+		}
+		if e.Source != source || e.Time.IsZero() {
+			t.Fatalf("reload event %+v, want source %q and a time", e, source)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no reload within 10 s")
@@ -242,15 +245,16 @@ func TestReloadFromFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reloads := make(chan error, 16)
-	r, ch, logs := use(t, cfg, setup.WithOnReload(func(err error) { reloads <- err }))
-	waitReload(t, reloads, false) // the first read
+	reloads := make(chan setup.Event, 16)
+	r, ch, logs := use(t, cfg, setup.WithOnReload(func(_ context.Context, e setup.Event) { reloads <- e }))
+	src := "file:" + path
+	waitReload(t, reloads, src, false) // the first read
 	if got := countAllowed(r, "/ping", 5); got != 2 {
 		t.Fatalf("%d of 5 allowed, want 2", got)
 	}
 
 	writeFile(t, path, doc("10"))
-	waitReload(t, reloads, false)
+	waitReload(t, reloads, src, false)
 	// The new rule has fresh buckets: 10 more for this client.
 	if got := countAllowed(r, "/ping", 12); got != 10 {
 		t.Fatalf("after reload %d of 12 allowed, want 10", got)
@@ -260,9 +264,9 @@ func TestReloadFromFile(t *testing.T) {
 	}
 
 	writeFile(t, path, doc("zero"))
-	waitReload(t, reloads, true)
+	waitReload(t, reloads, src, true)
 	writeFile(t, path, doc("0"))
-	waitReload(t, reloads, true)
+	waitReload(t, reloads, src, true)
 	if got := ch.Config().RateLimit.Rules[0].Limit; got != 10 {
 		t.Fatalf("a rejected document replaced the rules: limit %d", got)
 	}
@@ -283,19 +287,20 @@ func TestReloadFromNacos(t *testing.T) {
 	n.PublishConfig(t, dataID, group, doc("1"))
 	cfg := mustParse(t, doc("1"))
 	cfg.Reload = setup.Reload{Interval: 200 * time.Millisecond, Nacos: &setup.NacosDoc{Addr: n.HTTPAddr, DataID: dataID}}
-	reloads := make(chan error, 16)
-	r, _, _ := use(t, cfg, setup.WithOnReload(func(err error) { reloads <- err }))
-	waitReload(t, reloads, false)
+	reloads := make(chan setup.Event, 16)
+	r, _, _ := use(t, cfg, setup.WithOnReload(func(_ context.Context, e setup.Event) { reloads <- e }))
+	src := "nacos:" + group + "/" + dataID
+	waitReload(t, reloads, src, false)
 	if got := countAllowed(r, "/ping", 3); got != 1 {
 		t.Fatalf("%d of 3 allowed, want 1", got)
 	}
 	n.PublishConfig(t, dataID, group, doc("4"))
-	waitReload(t, reloads, false)
+	waitReload(t, reloads, src, false)
 	if got := countAllowed(r, "/ping", 6); got != 4 {
 		t.Fatalf("after the Nacos change %d of 6 allowed, want 4", got)
 	}
 	n.PublishConfig(t, dataID, group, "service: {name: orders}\nratelimit: {rules: [{by: nobody, limit: 1, period: 1s}]}\n")
-	waitReload(t, reloads, true)
+	waitReload(t, reloads, src, true)
 	if got := countAllowed(r, "/ping", 2); got != 0 {
 		t.Fatalf("a rejected document from Nacos changed the limiter: %d allowed", got)
 	}

@@ -1,0 +1,28 @@
+package setup
+
+import (
+	"context"
+	"time"
+)
+
+// reloadFrom is Reload for a watcher of source, reporting each attempt to
+// the WithOnReload hook.
+func (ch *Chain) reloadFrom(ctx context.Context, source string) func([]byte) error {
+	return func(data []byte) error {
+		err := ch.Reload(data)
+		if fn := ch.opts.onReload; fn != nil {
+			fn(ctx, Event{Source: source, Err: err, Time: time.Now()})
+		}
+		return err
+	}
+}
+
+// DefaultNacosGroup is the group of a NacosDoc without one.
+const DefaultNacosGroup = "DEFAULT_GROUP"
+
+func (n *NacosDoc) group() string {
+	if n.Group == "" {
+		return DefaultNacosGroup
+	}
+	return n.Group
+}
