@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gingov/gingov/circuitbreaker"
@@ -66,66 +67,136 @@ func ins(addr string, kv ...string) *registry.ServiceInstance {
 // The resolver follows the watch: instances that appear and disappear
 // are seen; a broken watch keeps the last set and is re-established.
 func TestResolverFollowsWatch(t *testing.T) {
-	reg := registrytest.New()
-	reg.Set("orders", ins("127.0.0.1:1"))
-	r := newResolver(t, reg, registry.WithWatchRetry(10*time.Millisecond, 20*time.Millisecond))
-	eventuallyAddrs(t, r, "orders", "127.0.0.1:1")
-	reg.Set("orders", ins("127.0.0.1:1"), ins("127.0.0.1:2"))
-	eventuallyAddrs(t, r, "orders", "127.0.0.1:1,127.0.0.1:2")
-	reg.Set("orders", ins("127.0.0.1:2"))
-	eventuallyAddrs(t, r, "orders", "127.0.0.1:2")
+	synctest.Test(t, func(t *testing.T) {
+		reg := registrytest.New()
+		reg.Set("orders", ins("127.0.0.1:1"))
+		r := newResolver(t, reg, registry.WithWatchRetry(10*time.Millisecond, 20*time.Millisecond))
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:1")
+		reg.Set("orders", ins("127.0.0.1:1"), ins("127.0.0.1:2"))
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:1,127.0.0.1:2")
+		reg.Set("orders", ins("127.0.0.1:2"))
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:2")
 
-	// The registry becomes unreachable: the last set stays.
-	reg.SetWatchError(errors.New("connection refused"))
-	reg.BreakWatchers()
-	time.Sleep(100 * time.Millisecond)
-	eventuallyAddrs(t, r, "orders", "127.0.0.1:2")
-	// It comes back: the re-established watch sees changes again.
-	reg.SetWatchError(nil)
-	reg.Set("orders", ins("127.0.0.1:3"))
-	eventuallyAddrs(t, r, "orders", "127.0.0.1:3")
-	// An empty set is taken as is.
-	reg.Set("orders")
-	eventuallyAddrs(t, r, "orders", "")
+		// The registry becomes unreachable: the last set stays.
+		reg.SetWatchError(errors.New("connection refused"))
+		reg.BreakWatchers()
+		time.Sleep(100 * time.Millisecond) // several failed re-watches
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:2")
+		// It comes back: the re-established watch sees changes again.
+		reg.SetWatchError(nil)
+		reg.Set("orders", ins("127.0.0.1:3"))
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:3")
+		// An empty set is taken as is.
+		reg.Set("orders")
+		eventuallyAddrs(t, r, "orders", "")
+	})
 }
 
 // The first lookup waits for the first answer, bounded; the counter
 // reports 1 until it knows better.
 func TestResolverFirstLookup(t *testing.T) {
-	reg := registrytest.New()
-	reg.SetWatchError(errors.New("connection refused"))
-	r := newResolver(t, reg, registry.WithInitTimeout(100*time.Millisecond), registry.WithWatchRetry(10*time.Millisecond, 10*time.Millisecond))
-	count := r.Counter("orders")
-	if n := count(); n != 1 {
-		t.Fatalf("count before any answer = %d", n)
+	synctest.Test(t, func(t *testing.T) {
+		reg := registrytest.New()
+		reg.SetWatchError(errors.New("connection refused"))
+		r := newResolver(t, reg, registry.WithInitTimeout(100*time.Millisecond), registry.WithWatchRetry(10*time.Millisecond, 10*time.Millisecond))
+		count := r.Counter("orders")
+		if n := count(); n != 1 {
+			t.Fatalf("count before any answer = %d", n)
+		}
+		start := time.Now()
+		_, err := r.Instances(t.Context(), "orders")
+		if took := time.Since(start); took != 100*time.Millisecond {
+			t.Fatalf("first lookup took %s with a 100ms init timeout", took)
+		}
+		if e := errcode.From(err); e.Code() != errcode.Unavailable || !strings.Contains(err.Error(), `"orders"`) {
+			t.Fatalf("first lookup error %v", err)
+		}
+		reg.SetWatchError(nil)
+		reg.Set("orders", ins("127.0.0.1:1"), ins("127.0.0.1:2"), ins("127.0.0.1:3"))
+		time.Sleep(10 * time.Millisecond) // the next re-watch
+		synctest.Wait()
+		if n := count(); n != 3 {
+			t.Fatalf("count = %d, want 3", n)
+		}
+		// A cancelled lookup returns the context's error.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := r.Instances(ctx, "other"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled lookup: %v", err)
+		}
+		_ = r.Close()
+		if _, err := r.Instances(t.Context(), "orders"); !errors.Is(err, registry.ErrResolverClosed) {
+			t.Fatalf("lookup after Close: %v", err)
+		}
+	})
+}
+
+// watchCounter records when the resolver (re-)establishes its watches.
+type watchCounter struct {
+	*registrytest.Registry
+	mu  sync.Mutex
+	ats []time.Time
+}
+
+func (w *watchCounter) Watch(ctx context.Context, name string) (registry.Watcher, error) {
+	w.mu.Lock()
+	w.ats = append(w.ats, time.Now())
+	w.mu.Unlock()
+	return w.Registry.Watch(ctx, name)
+}
+
+func (w *watchCounter) gaps() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []time.Duration
+	for i := 1; i < len(w.ats); i++ {
+		out = append(out, w.ats[i].Sub(w.ats[i-1]))
 	}
-	start := time.Now()
-	_, err := r.Instances(t.Context(), "orders")
-	if took := time.Since(start); took < 90*time.Millisecond || took > 2*time.Second {
-		t.Fatalf("first lookup took %s with a 100ms init timeout", took)
-	}
-	if e := errcode.From(err); e.Code() != errcode.Unavailable || !strings.Contains(err.Error(), `"orders"`) {
-		t.Fatalf("first lookup error %v", err)
-	}
-	reg.SetWatchError(nil)
-	reg.Set("orders", ins("127.0.0.1:1"), ins("127.0.0.1:2"), ins("127.0.0.1:3"))
-	deadline := time.Now().Add(5 * time.Second)
-	for count() != 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := count(); n != 3 {
-		t.Fatalf("count = %d, want 3", n)
-	}
-	// A cancelled lookup returns the context's error.
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := r.Instances(ctx, "other"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled lookup: %v", err)
-	}
-	_ = r.Close()
-	if _, err := r.Instances(t.Context(), "orders"); !errors.Is(err, registry.ErrResolverClosed) {
-		t.Fatalf("lookup after Close: %v", err)
-	}
+	return out
+}
+
+// A failing watch is retried with the jittered doubling of
+// registry.Backoff, capped, and the doubling starts over once a watch
+// delivers a set.
+func TestResolverWatchBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := &watchCounter{Registry: registrytest.New()}
+		reg.SetWatchError(errors.New("connection refused"))
+		r := newResolver(t, reg, registry.WithWatchRetry(100*time.Millisecond, 400*time.Millisecond),
+			registry.WithInitTimeout(time.Hour))
+		r.Counter("orders") // starts the watch
+		time.Sleep(2 * time.Second)
+		gaps := reg.gaps()
+		if len(gaps) < 5 {
+			t.Fatalf("%d re-watches in 2 s: %v", len(gaps), gaps)
+		}
+		for i, g := range gaps {
+			base := min(100*time.Millisecond<<i, 400*time.Millisecond)
+			if g < base/2 || g > base {
+				t.Fatalf("wait %d = %s, want in [%s, %s]; all: %v", i, g, base/2, base, gaps)
+			}
+		}
+		// A working watch resets the doubling: the next failure waits
+		// the first, shortest wait again.
+		reg.SetWatchError(nil)
+		reg.Set("orders", ins("127.0.0.1:1"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(reg.gaps()); n != len(gaps)+1 {
+			t.Fatalf("%d re-watches after recovery, want 1", n-len(gaps))
+		}
+		reg.mu.Lock()
+		reg.ats = []time.Time{time.Now()} // the break
+		reg.mu.Unlock()
+		reg.SetWatchError(errors.New("connection refused"))
+		reg.BreakWatchers()
+		time.Sleep(time.Second)
+		after := reg.gaps()
+		if len(after) < 2 || after[0] < 50*time.Millisecond || after[0] > 100*time.Millisecond ||
+			after[1] < 100*time.Millisecond || after[1] > 200*time.Millisecond {
+			t.Fatalf("waits after a recovered watch failed again: %v, want them from [50ms, 100ms] again", after)
+		}
+	})
 }
 
 // upstreams are real loopback servers that count their hits.
