@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -208,13 +209,20 @@ func Load(path string) (Config, error) {
 
 // Parse decodes a YAML (or JSON) document strictly: unknown keys are errors.
 // It does not validate; Use and Load do.
-func Parse(data []byte) (Config, error) {
+func Parse(data []byte) (_ Config, err error) {
+	// The document may come from the network (reload.nacos): a decoder
+	// bug must reject it, not crash the service from a watcher.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("setup: %w", fmt.Errorf("the YAML decoder failed on this document: %v", p))
+		}
+	}()
 	var cfg Config
 	if len(bytes.TrimSpace(data)) == 0 {
 		return cfg, nil
 	}
 	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict()).Decode(&cfg); err != nil {
-		return Config{}, fmt.Errorf("setup: %w", errors.New(yaml.FormatError(err, false, true)))
+		return Config{}, decodeError(data, err)
 	}
 	return cfg, nil
 }
@@ -344,17 +352,17 @@ func (c *Config) validateBreaker() error {
 	if b.Window < 0 {
 		return fieldErr("circuitbreaker.window", "%s is negative", b.Window)
 	}
-	if b.MinRequests < 0 {
-		return fieldErr("circuitbreaker.min_requests", "%d is negative", b.MinRequests)
+	if b.MinRequests < 0 || b.MinRequests > math.MaxUint32 {
+		return fieldErr("circuitbreaker.min_requests", "%d is not in [0, %d]", b.MinRequests, uint32(math.MaxUint32))
 	}
-	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+	if !(b.FailureRatio >= 0 && b.FailureRatio <= 1) { // NaN too
 		return fieldErr("circuitbreaker.failure_ratio", "%v is not in (0, 1]", b.FailureRatio)
 	}
 	if b.OpenTimeout < 0 {
 		return fieldErr("circuitbreaker.open_timeout", "%s is negative", b.OpenTimeout)
 	}
-	if b.K != 0 && b.K < 1 {
-		return fieldErr("circuitbreaker.k", "%v must be >= 1", b.K)
+	if b.K != 0 && !(b.K >= 1 && !math.IsInf(b.K, 1)) { // NaN too
+		return fieldErr("circuitbreaker.k", "%v must be a finite number >= 1", b.K)
 	}
 	if _, err := b.policy(); err != nil {
 		return fieldErr("circuitbreaker", "%v", err)
