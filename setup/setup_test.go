@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -236,46 +237,50 @@ func waitReload(t *testing.T, reloads <-chan setup.Event, source string, wantErr
 }
 
 func TestReloadFromFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gingov.yaml")
-	doc := func(limit string) string {
-		return "service: {name: orders}\nreload: {file: true, interval: 20ms}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
-	}
-	writeFile(t, path, doc("2"))
-	cfg, err := setup.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reloads := make(chan setup.Event, 16)
-	r, ch, logs := use(t, cfg, setup.WithOnReload(func(_ context.Context, e setup.Event) { reloads <- e }))
-	src := "file:" + path
-	waitReload(t, reloads, src, false) // the first read
-	if got := countAllowed(r, "/ping", 5); got != 2 {
-		t.Fatalf("%d of 5 allowed, want 2", got)
-	}
+	// The watcher polls on a ticker: in a synctest bubble its 20 ms ticks
+	// and the waits below take no wall-clock time.
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "gingov.yaml")
+		doc := func(limit string) string {
+			return "service: {name: orders}\nreload: {file: true, interval: 20ms}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
+		}
+		writeFile(t, path, doc("2"))
+		cfg, err := setup.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reloads := make(chan setup.Event, 16)
+		r, ch, logs := use(t, cfg, setup.WithOnReload(func(_ context.Context, e setup.Event) { reloads <- e }))
+		src := "file:" + path
+		waitReload(t, reloads, src, false) // the first read
+		if got := countAllowed(r, "/ping", 5); got != 2 {
+			t.Fatalf("%d of 5 allowed, want 2", got)
+		}
 
-	writeFile(t, path, doc("10"))
-	waitReload(t, reloads, src, false)
-	// The new rule has fresh buckets: 10 more for this client.
-	if got := countAllowed(r, "/ping", 12); got != 10 {
-		t.Fatalf("after reload %d of 12 allowed, want 10", got)
-	}
-	if got := ch.Config().RateLimit.Rules[0].Limit; got != 10 {
-		t.Fatalf("config in force has limit %d", got)
-	}
+		writeFile(t, path, doc("10"))
+		waitReload(t, reloads, src, false)
+		// The new rule has fresh buckets: 10 more for this client.
+		if got := countAllowed(r, "/ping", 12); got != 10 {
+			t.Fatalf("after reload %d of 12 allowed, want 10", got)
+		}
+		if got := ch.Config().RateLimit.Rules[0].Limit; got != 10 {
+			t.Fatalf("config in force has limit %d", got)
+		}
 
-	writeFile(t, path, doc("zero"))
-	waitReload(t, reloads, src, true)
-	writeFile(t, path, doc("0"))
-	waitReload(t, reloads, src, true)
-	if got := ch.Config().RateLimit.Rules[0].Limit; got != 10 {
-		t.Fatalf("a rejected document replaced the rules: limit %d", got)
-	}
-	if got := countAllowed(r, "/ping", 3); got != 0 {
-		t.Fatalf("the exhausted bucket of the rules in force was reset: %d allowed", got)
-	}
-	if !strings.Contains(logs.String(), "document rejected") {
-		t.Error("the rejection was not logged")
-	}
+		writeFile(t, path, doc("zero"))
+		waitReload(t, reloads, src, true)
+		writeFile(t, path, doc("0"))
+		waitReload(t, reloads, src, true)
+		if got := ch.Config().RateLimit.Rules[0].Limit; got != 10 {
+			t.Fatalf("a rejected document replaced the rules: limit %d", got)
+		}
+		if got := countAllowed(r, "/ping", 3); got != 0 {
+			t.Fatalf("the exhausted bucket of the rules in force was reset: %d allowed", got)
+		}
+		if !strings.Contains(logs.String(), "document rejected") {
+			t.Error("the rejection was not logged")
+		}
+	})
 }
 
 func TestReloadFromNacos(t *testing.T) {
