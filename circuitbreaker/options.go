@@ -71,7 +71,7 @@ func newServerConfig(opts []Option) (serverConfig, error) {
 		}
 		o.applyServer(&cfg)
 	}
-	if err := cfg.config.check(); err != nil {
+	if err := cfg.check(); err != nil {
 		return cfg, err
 	}
 	switch {
@@ -94,7 +94,7 @@ func newTransportConfig(opts []TransportOption) (transportConfig, error) {
 		}
 		o.applyTransport(&cfg)
 	}
-	return cfg, cfg.config.check()
+	return cfg, cfg.check()
 }
 
 func nilOptionError(i int) error { return fmt.Errorf("circuitbreaker: option %d is nil", i+1) }
