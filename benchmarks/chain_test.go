@@ -22,8 +22,6 @@ import (
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
-func ping(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) }
-
 func newEngine(b *testing.B, foundation bool) *gin.Engine {
 	r := gin.New()
 	if foundation {

@@ -27,7 +27,7 @@ func TestFairness(t *testing.T) {
 					h, e := buildEnv(t, k, side, sample)
 					e.log.keep = true
 					s := k.gin
-					if side == "kratos" {
+					if side != "gin" {
 						s = k.krat
 					}
 					const n = 3

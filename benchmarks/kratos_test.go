@@ -15,7 +15,8 @@ import (
 //	benchstat -col /side kratos.txt
 //
 // side=gin is Gin with gingov's middlewares (bare Gin in row=bare),
-// side=kratos is Kratos v2.9.2 with its own.
+// side=kratos is Kratos v2.9.2 with its own, side=kratos3 Kratos v3.0.0
+// with its own (sides_kratos3.go).
 func BenchmarkKratos(b *testing.B) {
 	for _, k := range kases {
 		for _, sample := range rowSamplings(k) {
@@ -57,7 +58,7 @@ func sides(k kase) []string {
 	if k.ginOnly {
 		return []string{"gin"}
 	}
-	return []string{"gin", "kratos"}
+	return []string{"gin", "kratos", "kratos3"}
 }
 
 // build returns the handler of one side of a case, with a fresh env.
@@ -69,8 +70,11 @@ func build(tb testing.TB, k kase, side string, sample int) http.Handler {
 // buildEnv is build returning the env as well.
 func buildEnv(tb testing.TB, k kase, side string, sample int) (http.Handler, *env) {
 	e := newEnv(tb, sample)
-	if side == "kratos" {
+	switch side {
+	case "kratos":
 		return newKratos(tb, e, k.krat), e
+	case "kratos3":
+		return newKratos3(tb, e, k.krat), e
 	}
 	return newGin(tb, e, k.gin), e
 }

@@ -31,6 +31,8 @@ var leftovers = []goleak.Option{
 	// aegis (Kratos's BBR) samples CPU from goroutines its init starts.
 	goleak.IgnoreTopFunction("github.com/go-kratos/aegis/ratelimit/bbr.cpuproc"),
 	goleak.IgnoreTopFunction("github.com/go-kratos/aegis/internal/cpu.init.0.func1"),
+	// Kratos v3's copy of BBR does the same (linked by its ratelimit middleware).
+	goleak.IgnoreTopFunction("github.com/go-kratos/kratos/v3/internal/ratelimit.cpuproc"),
 	// Sentinel's collectors run for the life of the process once Init has
 	// run (the full-chain rows initialise it).
 	goleak.IgnoreAnyFunction("github.com/alibaba/sentinel-golang/core/system_metric.InitCpuCollector.func1.1"),

@@ -1,12 +1,15 @@
 package benchmarks
 
-// gingov (on Gin) and Kratos v2.9.2 side by side. Both sides serve
-// GET /ping -> {"message":"pong"} from the same gin.H value encoded by
-// encoding/json, run their middlewares in the same order, trace through
-// the same OpenTelemetry SDK setup (sampler, batch span processor, an
-// exporter that counts and drops spans, the same propagators) and log
-// JSON lines through the same log/slog JSON handler into the same kind of
-// sink. What differs is the framework and the middlewares themselves.
+// gingov (on Gin), Kratos v2.9.2 and Kratos v3.0.0 (sides_kratos3.go) side
+// by side. Every side serves GET /ping -> {"message":"pong"} from the same
+// gin.H value encoded by encoding/json, runs its middlewares in the same
+// order, traces through the same OpenTelemetry SDK setup (sampler, batch
+// span processor, an exporter that counts and drops spans, the same
+// propagators) and logs JSON lines through the same log/slog JSON handler
+// into the same kind of sink. What differs is the framework and the
+// middlewares themselves. These builders are not in test files so that
+// cmd/benchserver can serve the same handlers in a process of its own
+// (server.go).
 
 import (
 	"context"
@@ -15,7 +18,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +48,17 @@ import (
 	"github.com/gingov/gingov/ratelimit/sentinel"
 	"github.com/gingov/gingov/tracing"
 )
+
+// tbLike is the part of testing.TB the builders use: a *testing.T or
+// *testing.B in the tests and benchmarks, a process-wide stand-in in
+// cmd/benchserver (see NewServer).
+type tbLike interface {
+	Fatal(args ...any)
+	Cleanup(f func())
+}
+
+// ping is the Gin side's handler.
+func ping(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "pong"}) }
 
 // stack says which middlewares a case runs. The order is fixed and the
 // same on both sides: timeout, recovery, request ID, tracing, metrics,
@@ -142,7 +155,7 @@ type env struct {
 // construction: the SDK's TracerProvider with ParentBased(TraceIDRatioBased),
 // a batch span processor over the counting exporter, gingov's ID
 // generator, W3C trace-context + baggage propagators.
-func newEnv(tb testing.TB, samplePercent int) *env {
+func newEnv(tb tbLike, samplePercent int) *env {
 	if samplePercent == 0 {
 		samplePercent = 100
 	}
@@ -161,7 +174,7 @@ func newEnv(tb testing.TB, samplePercent int) *env {
 }
 
 // newGin builds the gingov side: Gin with gingov's middlewares.
-func newGin(tb testing.TB, e *env, s stack) *gin.Engine {
+func newGin(tb tbLike, e *env, s stack) *gin.Engine {
 	r := gin.New()
 	l := logging.New(e.log, nil)
 	if s.timeout {
@@ -293,7 +306,7 @@ func kratosPing(ctx khttp.Context) error {
 // newKratos builds the Kratos side. Its 1 s default per-request timeout is
 // off (Timeout(0); the server then still wraps each request context with
 // a cancel) unless the stack asks for it.
-func newKratos(tb testing.TB, e *env, s stack) *khttp.Server {
+func newKratos(tb tbLike, e *env, s stack) *khttp.Server {
 	var mws []middleware.Middleware
 	if s.recovery {
 		mws = append(mws, recovery.Recovery())
@@ -328,7 +341,7 @@ func newKratos(tb testing.TB, e *env, s stack) *khttp.Server {
 // kratosMetrics is Kratos's metrics middleware on the OpenTelemetry SDK
 // with the Prometheus exporter (Kratos's metrics are OTel-only), with its
 // default instruments.
-func kratosMetrics(tb testing.TB, e *env) middleware.Middleware {
+func kratosMetrics(tb tbLike, e *env) middleware.Middleware {
 	exp, err := otelprom.New(otelprom.WithRegisterer(e.reg))
 	if err != nil {
 		tb.Fatal(err)
