@@ -70,11 +70,5 @@ func build(tb testing.TB, k kase, side string, sample int) http.Handler {
 // buildEnv is build returning the env as well.
 func buildEnv(tb testing.TB, k kase, side string, sample int) (http.Handler, *env) {
 	e := newEnv(tb, sample)
-	switch side {
-	case "kratos":
-		return newKratos(tb, e, k.krat), e
-	case "kratos3":
-		return newKratos3(tb, e, k.krat), e
-	}
-	return newGin(tb, e, k.gin), e
+	return buildSide(tb, k, side, e), e
 }
