@@ -4,10 +4,12 @@
 // samples (every -count run is one sample) and writes:
 //
 //   - between the README's `<!-- benchreport:begin -->` and
-//     `<!-- benchreport:end -->` lines: the gingov/Kratos in-process table
-//     (BenchmarkKratos), the goals checked against it, and the end-to-end
-//     table (BenchmarkE2E);
-//   - the SVG: serial ns/op of each row, gingov beside Kratos.
+//     `<!-- benchreport:end -->` lines: the in-process table of gingov,
+//     Kratos v2.9.2 and Kratos v3.0.0 (BenchmarkKratos, sides gin, kratos
+//     and kratos3), the end-to-end table (BenchmarkE2E: cmd/loadgen's lines
+//     against cmd/benchserver), and the goals of the comparison checked
+//     against both;
+//   - the SVG: ns/op of each row, gingov beside both Kratos versions.
 //
 // Usage:
 //
@@ -175,10 +177,12 @@ func key(name, k string) string {
 	return ""
 }
 
-// pair is one row/sampling/mode of BenchmarkKratos with both sides.
+// pair is one row/sampling/mode of BenchmarkKratos with its sides:
+// gingov (side=gin), Kratos v2.9.2 (side=kratos), Kratos v3.0.0
+// (side=kratos3).
 type pair struct {
-	row, sample, mode string
-	gin, kratos       *bench
+	row, sample, mode    string
+	gin, kratos, kratos3 *bench
 }
 
 func (p pair) label() string {
@@ -209,6 +213,8 @@ func (s *set) pairs() []pair {
 			out[i].gin = s.byName[name]
 		case "kratos":
 			out[i].kratos = s.byName[name]
+		case "kratos3":
+			out[i].kratos3 = s.byName[name]
 		}
 	}
 	return out
@@ -236,55 +242,105 @@ func report(s *set, note string) []byte {
 	ps := s.pairs()
 	if len(ps) > 0 {
 		w.WriteString("#### In process (BenchmarkKratos; medians)\n\n")
-		w.WriteString("gingov = Gin with gingov's middlewares (bare Gin in row `bare`); Δ Gin = gingov ns/op minus bare Gin's in the same mode; ratio = gingov / Kratos.\n\n")
-		w.WriteString("| row | mode | gingov ns/op | Kratos ns/op | ratio | Δ Gin ns | gingov B/op | Kratos B/op | gingov allocs | Kratos allocs | allocs ratio | n |\n")
-		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w.WriteString("gingov = Gin with gingov's middlewares (bare Gin in row `bare`); v2 = Kratos v2.9.2, v3 = Kratos v3.0.0; " +
+			"ratio = gingov / Kratos; Δ Gin = gingov ns/op minus bare Gin's in the same mode; B/op and allocs/op are gingov / v2 / v3.\n\n")
+		w.WriteString("| row | mode | gingov ns/op | v2 ns/op | v3 ns/op | ratio v2 | ratio v3 | Δ Gin ns | B/op | allocs/op | allocs ratio v2 | allocs ratio v3 | n |\n")
+		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, p := range ps {
-			g, k := p.gin, p.kratos
+			g, k, k3 := p.gin, p.kratos, p.kratos3
 			n := 0
 			if g != nil {
 				n = g.n("ns/op")
 			}
-			fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
 				p.label(), p.mode,
-				val(g, "ns/op"), val(k, "ns/op"), ratio(g, k, "ns/op"), delta(g, s.bare(p.mode)),
-				val(g, "B/op"), val(k, "B/op"), val(g, "allocs/op"), val(k, "allocs/op"), ratio(g, k, "allocs/op"), n)
+				val(g, "ns/op"), val(k, "ns/op"), val(k3, "ns/op"), ratio(g, k, "ns/op"), ratio(g, k3, "ns/op"), delta(g, s.bare(p.mode)),
+				vals(g, k, k3, "B/op"), vals(g, k, k3, "allocs/op"), ratio(g, k, "allocs/op"), ratio(g, k3, "allocs/op"), n)
 		}
 		w.WriteString("\n")
-		goals(&w, s, ps)
 	}
 	e2e(&w, s)
+	goals(&w, s, ps)
 	return w.Bytes()
 }
 
-// goals checks the targets: the full chain at ≤ 0.5x Kratos's ns/op and
-// allocs/op at the same sampling, and ≤ 5 µs over bare Gin at 10%.
+// vals is "gingov / v2 / v3" medians of unit.
+func vals(g, k, k3 *bench, unit string) string {
+	if k == nil && k3 == nil {
+		return val(g, unit)
+	}
+	return val(g, unit) + " / " + val(k, unit) + " / " + val(k3, unit)
+}
+
+// goals checks the targets of the comparison (issue 12): the full chain
+// against both Kratos versions, serial and parallel, at ≤ 0.8x ns/op at
+// 100% sampling and ≤ 0.5x at 10%, ≤ 0.5x allocs/op at both; serially
+// ≤ 4 µs over bare Gin at 10% and ≤ 8 µs at 100%; end to end at 10%
+// ≥ 0.7x bare Gin's requests/s, ≥ 1.5x Kratos v3.0.0's and ≥ 1.75x
+// Kratos v2.9.2's, and at 100% ahead of both.
 func goals(w *bytes.Buffer, s *set, ps []pair) {
-	w.WriteString("#### Goals (full chain)\n\n")
-	w.WriteString("| check | mode | value | target | met |\n|---|---|---|---|---|\n")
+	var rows [][5]string
+	add := func(check, mode, value, target string, ok bool) {
+		rows = append(rows, [5]string{check, mode, value, target, yes(ok)})
+	}
 	for _, p := range ps {
-		if p.row != "full" || p.gin == nil || p.kratos == nil {
+		if p.row != "full" || p.gin == nil {
 			continue
 		}
-		for _, unit := range []string{"ns/op", "allocs/op"} {
-			r, ok := ratioVal(p.gin, p.kratos, unit)
-			if !ok {
-				continue
+		nsTarget := map[string]float64{"100": 0.8, "10": 0.5}[p.sample]
+		for _, o := range []struct {
+			name string
+			b    *bench
+		}{{"v2.9.2", p.kratos}, {"v3.0.0", p.kratos3}} {
+			if r, ok := ratioVal(p.gin, o.b, "ns/op"); ok && nsTarget > 0 {
+				add(fmt.Sprintf("ns/op gingov / Kratos %s @%s%%", o.name, p.sample), p.mode, fmt.Sprintf("%.2fx", r), fmt.Sprintf("≤ %.2fx", nsTarget), r <= nsTarget)
 			}
-			fmt.Fprintf(w, "| gingov / Kratos %s @%s%% | %s | %.2fx | ≤ 0.50x | %s |\n", unit, p.sample, p.mode, r, yes(r <= 0.5))
+			if r, ok := ratioVal(p.gin, o.b, "allocs/op"); ok {
+				add(fmt.Sprintf("allocs/op gingov / Kratos %s @%s%%", o.name, p.sample), p.mode, fmt.Sprintf("%.2fx", r), "≤ 0.50x", r <= 0.5)
+			}
 		}
-		if p.sample == "10" {
+		target := map[string]float64{"100": 8, "10": 4}[p.sample]
+		if b := s.bare(p.mode); b != nil && p.mode == "serial" && target > 0 {
 			g, _ := p.gin.median("ns/op")
-			if b := s.bare(p.mode); b != nil {
-				bv, _ := b.median("ns/op")
-				d := (g - bv) / 1000
-				fmt.Fprintf(w, "| overhead over bare Gin @10%% | %s | %.2f µs | ≤ 5 µs | %s |\n", p.mode, d, yes(d <= 5))
-			}
+			bv, _ := b.median("ns/op")
+			d := (g - bv) / 1000
+			add(fmt.Sprintf("overhead over bare Gin @%s%%", p.sample), p.mode, fmt.Sprintf("%.2f µs", d), fmt.Sprintf("≤ %.0f µs", target), d <= target)
 		}
+	}
+	e2eGoal := func(sample, other string, target float64, strict bool) {
+		g := s.get("BenchmarkE2E/sample=" + sample + "/server=gingov-full")
+		name := "BenchmarkE2E/sample=" + sample + "/server=" + other
+		if other == "gin-bare" {
+			name = "BenchmarkE2E/server=gin-bare"
+		}
+		r, ok := ratioVal(g, s.get(name), "req/s")
+		if !ok {
+			return
+		}
+		op, met := "≥", r >= target
+		if strict {
+			op, met = ">", r > target
+		}
+		add(fmt.Sprintf("req/s gingov / %s @%s%%", other, sample), "end to end", fmt.Sprintf("%.2fx", r), fmt.Sprintf("%s %.2fx", op, target), met)
+	}
+	e2eGoal("10", "gin-bare", 0.7, false)
+	e2eGoal("10", "kratos3-full", 1.5, false)
+	e2eGoal("10", "kratos2-full", 1.75, false)
+	e2eGoal("100", "kratos3-full", 1, true)
+	e2eGoal("100", "kratos2-full", 1, true)
+	if len(rows) == 0 {
+		return
+	}
+	w.WriteString("#### Goals (full chain)\n\n")
+	w.WriteString("| check | mode | value | target | met |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3], r[4])
 	}
 	w.WriteString("\n")
 }
 
+// e2e is the end-to-end table: one row per server and sampling, in the
+// order they ran; "vs bare Gin" is the ratio of requests/s.
 func e2e(w *bytes.Buffer, s *set) {
 	var rows []*bench
 	for _, name := range s.order {
@@ -295,10 +351,22 @@ func e2e(w *bytes.Buffer, s *set) {
 	if len(rows) == 0 {
 		return
 	}
-	w.WriteString("#### End to end (BenchmarkE2E; medians)\n\n")
-	w.WriteString("| server | requests/s | p50 µs | p99 µs | runs |\n|---|---|---|---|---|\n")
+	bare := s.get("BenchmarkE2E/server=gin-bare")
+	w.WriteString("#### End to end (BenchmarkE2E: cmd/loadgen against cmd/benchserver; medians)\n\n")
+	w.WriteString("| server | sampling | requests/s | vs bare Gin | p50 µs | p99 µs | server CPU µs/request | runs |\n|---|---|---|---|---|---|---|---|\n")
 	for _, b := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %d |\n", key(b.name, "server"), val(b, "req/s"), val(b, "p50-µs"), val(b, "p99-µs"), b.n("req/s"))
+		sample := key(b.name, "sample")
+		if sample != "" {
+			sample += "%"
+		} else {
+			sample = "—"
+		}
+		vs := "—"
+		if b != bare {
+			vs = ratio(b, bare, "req/s")
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d |\n", key(b.name, "server"), sample,
+			val(b, "req/s"), vs, val(b, "p50-µs"), val(b, "p99-µs"), val(b, "cpu-µs/op"), b.n("req/s"))
 	}
 	w.WriteString("\n")
 }

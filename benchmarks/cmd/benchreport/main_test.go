@@ -22,8 +22,10 @@ BenchmarkKratos/row=bare/mode=serial/side=kratos-2      	     200	      5000 ns/
 BenchmarkKratos/row=bare/mode=serial/side=gin-2         	     200	      3000 ns/op	    1456 B/op	      15 allocs/op
 BenchmarkKratos/row=bare/mode=serial/side=kratos-2      	     200	      4000 ns/op	    2973 B/op	      30 allocs/op
 BenchmarkKratos/row=bare/mode=serial/side=gin-2         	     200	      2500 ns/op	    1456 B/op	      15 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=kratos3-2     	     200	      3000 ns/op	    2000 B/op	      25 allocs/op
 BenchmarkKratos/row=full/sample=10/mode=serial/side=gin-2 	     200	      6000 ns/op	    4000 B/op	      30 allocs/op
 BenchmarkKratos/row=full/sample=10/mode=serial/side=kratos-2 	     200	     20000 ns/op	    6690 B/op	      76 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=kratos3-2 	     200	     10000 ns/op	    5000 B/op	      68 allocs/op
 BenchmarkKratos/row=full-nosentinel/sample=10/mode=serial/side=gin-2 	     200	      5500 ns/op	    3900 B/op	      28 allocs/op
     some_test.go:10: a log line
 --- BENCH: something
@@ -31,6 +33,8 @@ PASS
 ok  	github.com/gingov/gingov/benchmarks	0.249s
 BenchmarkE2E/server=gin-bare-2         	       1	     36950 ns/op	       722.0 p50-µs	      7516 p99-µs	     27064 req/s
 BenchmarkE2E/server=gin-bare-2         	       1	     30000 ns/op	       700.0 p50-µs	      7000 p99-µs	     33333 req/s
+BenchmarkE2E/sample=10/server=gingov-full	1	50000 ns/op	20000 req/s	900 p50-µs	3000 p99-µs	40.5 cpu-µs/op
+BenchmarkE2E/sample=10/server=kratos3-full	1	80000 ns/op	12500 req/s	1500 p50-µs	5000 p99-µs	70 cpu-µs/op
 `
 
 func TestParse(t *testing.T) {
@@ -60,7 +64,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("p50 median %v", v)
 	}
 	ps := s.pairs()
-	if len(ps) != 3 || ps[1].row != "full" || ps[1].sample != "10" || ps[1].kratos == nil || ps[2].kratos != nil {
+	if len(ps) != 3 || ps[1].row != "full" || ps[1].sample != "10" || ps[1].kratos == nil || ps[1].kratos3 == nil || ps[2].kratos != nil || ps[2].kratos3 != nil {
 		t.Errorf("pairs %+v", ps)
 	}
 }
@@ -74,13 +78,17 @@ func TestReport(t *testing.T) {
 	for _, want := range []string{
 		"Provisional.",
 		"Run on: goos linux, goarch amd64, cpu AMD EPYC.",
-		"| bare | serial | 2500 | 4500 | 0.56x | — | 1456 | 2973 | 15 | 30 | 0.50x | 3 |",
-		"| full @10% | serial | 6000 | 20000 | 0.30x | +3500 |",
-		"| full-nosentinel @10% | serial | 5500 | — | — | +3000 |",
-		"| gingov / Kratos ns/op @10% | serial | 0.30x | ≤ 0.50x | yes |",
-		"| gingov / Kratos allocs/op @10% | serial | 0.39x | ≤ 0.50x | yes |",
-		"| overhead over bare Gin @10% | serial | 3.50 µs | ≤ 5 µs | yes |",
-		"| gin-bare | 30199 | 711 | 7258 | 2 |",
+		"| bare | serial | 2500 | 4500 | 3000 | 0.56x | 0.83x | — | 1456 / 2973 / 2000 | 15 / 30 / 25 | 0.50x | 0.60x | 3 |",
+		"| full @10% | serial | 6000 | 20000 | 10000 | 0.30x | 0.60x | +3500 | 4000 / 6690 / 5000 | 30 / 76 / 68 | 0.39x | 0.44x | 1 |",
+		"| full-nosentinel @10% | serial | 5500 | — | — | — | — | +3000 | 3900 | 28 | — | — | 1 |",
+		"| ns/op gingov / Kratos v2.9.2 @10% | serial | 0.30x | ≤ 0.50x | yes |",
+		"| ns/op gingov / Kratos v3.0.0 @10% | serial | 0.60x | ≤ 0.50x | no |",
+		"| allocs/op gingov / Kratos v3.0.0 @10% | serial | 0.44x | ≤ 0.50x | yes |",
+		"| overhead over bare Gin @10% | serial | 3.50 µs | ≤ 4 µs | yes |",
+		"| gin-bare | — | 30199 | — | 711 | 7258 | — | 2 |",
+		"| gingov-full | 10% | 20000 | 0.66x | 900 | 3000 | 40.5 | 1 |",
+		"| req/s gingov / gin-bare @10% | end to end | 0.66x | ≥ 0.70x | no |",
+		"| req/s gingov / kratos3-full @10% | end to end | 1.60x | ≥ 1.50x | yes |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -114,8 +122,8 @@ func TestRun(t *testing.T) {
 	if err := xml.Unmarshal(img, new(struct{})); err != nil {
 		t.Fatalf("chart is not XML: %v", err)
 	}
-	if n := bytes.Count(img, []byte("<rect")); n != 1+2+5 { // background, 2 legend keys, 5 bars
-		t.Errorf("%d rects in chart, want 8", n)
+	if n := bytes.Count(img, []byte("<rect")); n != 1+3+7 { // background, 3 legend keys, 7 bars
+		t.Errorf("%d rects in chart, want 11", n)
 	}
 	if err := run(filepath.Join(dir, "none.md"), "", "", []string{in}); err == nil {
 		t.Error("missing README accepted")
