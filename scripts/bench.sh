@@ -18,6 +18,8 @@
 #
 #   BENCH_COUNT=10          samples per in-process benchmark (benchstat wants >= 10)
 #   BENCH_BENCHTIME=1s      -benchtime of the in-process benchmarks
+#   BENCH_KRATOS='^BenchmarkKratos$'  -bench pattern of the kratos part, e.g.
+#                           '^BenchmarkKratos$/^row=(bare|full)$' for the bare and full rows only
 #   BENCH_E2E_ROUNDS=3      end-to-end rounds (each server is measured once per round)
 #   BENCH_E2E_DURATION=5s   measured time of each end-to-end run
 #   BENCH_E2E_WARMUP=500ms  unrecorded warm-up before it
@@ -40,6 +42,7 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
 count=${BENCH_COUNT:-10}
 benchtime=${BENCH_BENCHTIME:-1s}
+kratos_pattern=${BENCH_KRATOS:-^BenchmarkKratos\$}
 parts=" ${BENCH_PARTS:-kratos foundation e2e redis} "
 e2e_rounds=${BENCH_E2E_ROUNDS:-3}
 e2e_duration=${BENCH_E2E_DURATION:-5s}
@@ -96,7 +99,7 @@ bench() { "$tmp/bench.test" -test.run '^$' -test.count "$count" "$@"; }
 start=$(date +%s)
 if part kratos; then
 	echo "== in process: gingov vs Kratos v2.9.2 vs Kratos v3.0.0"
-	bench -test.bench '^BenchmarkKratos$' -test.benchmem -test.benchtime "$benchtime" | tee "$results/kratos.txt"
+	bench -test.bench "$kratos_pattern" -test.benchmem -test.benchtime "$benchtime" | tee "$results/kratos.txt"
 	"$benchstat" -col /side "$results/kratos.txt" >"$results/kratos.benchstat.txt"
 fi
 if part foundation; then
