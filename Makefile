@@ -1,7 +1,7 @@
 # The two set-up commands of the README:
 #   make run    serves the quickstart example on 127.0.0.1:8080 (no external services)
 #   make test   installs and starts the real servers the tests use, then tests every module
-# make bench runs the side-by-side benchmarks (about 22 minutes; see scripts/bench.sh)
+# make bench runs the side-by-side benchmarks (about 27 minutes on 2 cores; see scripts/bench.sh)
 # make release-check proves a module outside this repository can adopt the kit
 # at the version declared in versions (docs/releasing.md)
 .PHONY: run test lint generate fmt bench release-check
