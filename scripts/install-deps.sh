@@ -95,3 +95,13 @@ if [ ! -s "$(internal/testenv/eureka-server/build.sh --path)" ]; then
 	echo "install-deps: building the Eureka server fixture with Maven (a minute or two the first time)"
 	internal/testenv/eureka-server/build.sh >/dev/null
 fi
+
+# The Consul server the registry/consul tests run: v1.16.3, the last
+# MPL-2.0 release (later ones are BSL: never use them), built from the Go
+# module proxy once (about 10 minutes on 2 cores, ~2 GB of memory) and
+# cached under ~/.cache/gingov by version. build-consul.sh owns the version
+# and the cache; the tests find the binary through its --path.
+if ! "$(scripts/build-consul.sh --path)" version 2>/dev/null | grep -q "Consul v1.16.3"; then
+	echo "install-deps: building Consul 1.16.3 (once, about 10 minutes)"
+	scripts/build-consul.sh
+fi
