@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -78,7 +79,11 @@ func (e *events) check(t *testing.T) {
 // newRegistry returns a Registry on the test agent, closed at cleanup.
 func newRegistry(t *testing.T, c *testenv.Consul, opts ...consul.Option) *consul.Registry {
 	t.Helper()
-	r, err := consul.New(c.Addr, append([]consul.Option{consul.WithLogger(quiet)}, opts...)...)
+	lg := quiet
+	if os.Getenv("CONSUL_TEST_LOG") != "" {
+		lg = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	r, err := consul.New(c.Addr, append([]consul.Option{consul.WithLogger(lg)}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

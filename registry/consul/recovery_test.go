@@ -67,7 +67,7 @@ func hasID(set []*registry.ServiceInstance, id string) bool {
 // service and with its raft index starting over. The instance must be
 // listed again within one check interval (HTTP check) or TTL (TTL check)
 // after the agent is back; meanwhile the watcher returns nothing (it keeps
-// the last set), and afterwards it returns a set with the instance again.
+// the last set), and afterwards it follows the new agent.
 func TestAgentRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -110,16 +110,23 @@ func TestAgentRestart(t *testing.T) {
 			took := waitListed(t, c, "orders", "orders-1", true, tc.interval)
 			t.Logf("agent restart → re-registered and listed %v after the agent was ready (check interval %v; events %v)",
 				took.Round(time.Millisecond), tc.interval, evs.kinds())
+			// The watcher follows the new agent: it may have returned a set
+			// without the instance (the agent back, the instance not yet),
+			// and it returns a second instance registered now.
+			ins2 := &registry.ServiceInstance{ID: "orders-2", Name: "orders", Version: "v1", Address: srv.Listener.Addr().String()}
+			if err := r.Register(ctx, ins2); err != nil {
+				t.Fatal(err)
+			}
 			deadline := time.After(consul.MaxBackoff + 2*time.Second)
 			for found := false; !found; {
 				select {
 				case set := <-nexts:
-					found = hasID(set, "orders-1")
+					found = hasID(set, "orders-1") && hasID(set, "orders-2")
 				case <-deadline:
-					t.Fatal("the watcher did not return the instance again after the agent restart")
+					t.Fatal("the watcher did not follow the restarted agent")
 				}
 			}
-			t.Logf("agent restart → watcher has the instance again after %v", time.Since(back).Round(time.Millisecond))
+			t.Logf("agent restart → watcher returns a new registration %v after the agent was ready", time.Since(back).Round(time.Millisecond))
 			if evs.count(registry.HeartbeatFailed) == 0 || evs.count(registry.Registered) < 2 {
 				t.Fatalf("events %v; want heartbeat_failed and a second registered", evs.kinds())
 			}

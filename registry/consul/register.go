@@ -216,9 +216,10 @@ func (g *registration) put(ctx context.Context) (string, error) {
 }
 
 // probe runs the HTTP check once, as Consul would (2xx passing, 429
-// warning, else critical), bounded by ctx and the check timeout.
+// warning, else critical), bounded by ctx, the check timeout and half the
+// registry's timeout (the other half is the registration's).
 func (g *registration) probe(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, g.r.cfg.checkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, min(g.r.cfg.checkTimeout, g.r.cfg.timeout/2))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url, nil)
 	if err != nil {
