@@ -89,17 +89,28 @@ func TestLifecycle(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	// A Resolver fed by the registry's watch has it.
+	res, err := registry.NewResolver(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	waitResolved(t, res, addr, true)
+
 	// Readiness fails: critical within about one interval (and the
-	// check's timeout), so no longer listed; back when it recovers.
+	// check's timeout), so no longer listed nor resolved; back when it
+	// recovers.
 	failing.Store(true)
 	took := waitListed(t, c, "orders", "orders-1", false, 3*checkInterval)
 	t.Logf("readiness failing → unlisted after %v", took.Round(time.Millisecond))
 	if gs, err := r.GetService(ctx, "orders"); err != nil || len(gs) != 0 {
 		t.Fatalf("GetService while critical = %v, %v; want none", gs, err)
 	}
+	waitResolved(t, res, addr, false)
 	failing.Store(false)
 	took = waitListed(t, c, "orders", "orders-1", true, 3*checkInterval)
 	t.Logf("readiness back → listed after %v", took.Round(time.Millisecond))
+	waitResolved(t, res, addr, true)
 
 	cancel()
 	stop := time.Now()
@@ -123,4 +134,24 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("backend events %v; want one registered, one deregistered", evs.kinds())
 	}
 	evs.check(t)
+}
+
+// waitResolved waits until the resolver has (or lacks) an orders instance
+// at addr, failing the test after 5 s.
+func waitResolved(t *testing.T, res *registry.Resolver, addr string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		set, err := res.Instances(ctx, "orders")
+		cancel()
+		has := err == nil && slices.ContainsFunc(set, func(ins *registry.ServiceInstance) bool { return ins.Address == addr })
+		if has == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resolver: instance at %s present=%v not reached within 5s (last %v, %v)", addr, want, set, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
