@@ -95,21 +95,21 @@ func ConsulBinary(t testing.TB) string {
 	if out, err := exec.CommandContext(ctx, "bash", consulBuildScript(), "--path").Output(); err == nil {
 		p := strings.TrimSpace(string(out))
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			if err := consulIsPinned(p); err == nil {
+			err := consulIsPinned(p)
+			if err == nil {
 				return p
-			} else {
-				tried = append(tried, err.Error())
 			}
+			tried = append(tried, err.Error())
 		} else {
 			tried = append(tried, p+": not built")
 		}
 	}
 	if p, err := exec.LookPath("consul"); err == nil {
-		if err := consulIsPinned(p); err == nil {
+		err := consulIsPinned(p)
+		if err == nil {
 			return p
-		} else {
-			tried = append(tried, err.Error())
 		}
+		tried = append(tried, err.Error())
 	}
 	msg := fmt.Sprintf("consul v%s not found (%s); build it with: scripts/build-consul.sh (about 10 minutes, cached; or run %s), or set GINGOV_CONSUL",
 		ConsulVersion, strings.Join(tried, "; "), InstallHint)
