@@ -38,6 +38,7 @@ type Consul struct {
 	SerfWAN  int
 	Server   int    // server RPC port
 	Node     string // the agent's node name
+	Token    string // ACL token sent by Get and Services ("" without ACLs)
 }
 
 // consulHTTP talks to the test agents. Keep-alives are off so that no idle
@@ -127,6 +128,20 @@ func ConsulBinary(t testing.TB) string {
 // stopped at test cleanup.
 func StartConsul(t testing.TB, extra ...string) *Consul {
 	t.Helper()
+	return startConsul(t, "", extra)
+}
+
+// StartConsulACL is StartConsul with ACLs enabled and denying by default:
+// only requests with token (the initial management token, also the
+// agent's own) are allowed. c.Token is token; Get and Services send it.
+func StartConsulACL(t testing.TB, token string, extra ...string) *Consul {
+	t.Helper()
+	hcl := fmt.Sprintf(`acl { enabled = true, default_policy = "deny", enable_token_persistence = false, tokens { initial_management = %q, agent = %q } }`, token, token)
+	return startConsul(t, token, append([]string{"-hcl", hcl}, extra...))
+}
+
+func startConsul(t testing.TB, token string, extra []string) *Consul {
+	t.Helper()
 	bin := ConsulBinary(t)
 	var lastErr error
 	for range 3 {
@@ -144,8 +159,9 @@ func StartConsul(t testing.TB, extra ...string) *Consul {
 		}
 		c := &Consul{
 			HTTPPort: ports[0], SerfLAN: ports[1], SerfWAN: ports[2], Server: ports[3],
-			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-			Node: "gingov-test-" + strconv.Itoa(ports[0]),
+			Addr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+			Node:  "gingov-test-" + strconv.Itoa(ports[0]),
+			Token: token,
 		}
 		work := t.TempDir()
 		args := append([]string{
@@ -298,6 +314,9 @@ func (c *Consul) Get(ctx context.Context, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+path, nil)
 	if err != nil {
 		return err
+	}
+	if c.Token != "" {
+		req.Header.Set("X-Consul-Token", c.Token)
 	}
 	resp, err := consulHTTP.Do(req)
 	if err != nil {

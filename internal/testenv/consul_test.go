@@ -94,3 +94,21 @@ func TestConsulRestart(t *testing.T) {
 		t.Fatalf("after Restart: Services = %+v, %v; want the service registered again", got, err)
 	}
 }
+
+// TestConsulACL checks the ACL mode: the agent is ready (its own node
+// synced with the agent token), Get sends the management token, and a
+// request without a token is denied.
+func TestConsulACL(t *testing.T) {
+	c := testenv.StartConsulACL(t, "5f3c8a21-3c1e-4c7b-9a56-0d7e1b2f4a10")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var self map[string]any
+	if err := c.Get(ctx, "/v1/agent/self", &self); err != nil {
+		t.Fatalf("GET /v1/agent/self with the token: %v", err)
+	}
+	anon := *c
+	anon.Token = ""
+	if err := anon.Get(ctx, "/v1/agent/self", &self); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("GET /v1/agent/self without a token = %v; want 403", err)
+	}
+}
