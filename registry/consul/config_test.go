@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -91,16 +92,16 @@ func TestRegisterValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins := &registry.ServiceInstance{Name: "orders", Address: "127.0.0.1:9000"}
-	if err := r.Register(ctx, ins); err != consul.ErrClosed {
+	if err := r.Register(ctx, ins); !errors.Is(err, consul.ErrClosed) {
 		t.Errorf("Register after Close = %v", err)
 	}
-	if err := r.Deregister(ctx, ins); err != consul.ErrClosed {
+	if err := r.Deregister(ctx, ins); !errors.Is(err, consul.ErrClosed) {
 		t.Errorf("Deregister after Close = %v", err)
 	}
-	if _, err := r.GetService(ctx, "orders"); err != consul.ErrClosed {
+	if _, err := r.GetService(ctx, "orders"); !errors.Is(err, consul.ErrClosed) {
 		t.Errorf("GetService after Close = %v", err)
 	}
-	if _, err := r.Watch(ctx, "orders"); err != consul.ErrClosed {
+	if _, err := r.Watch(ctx, "orders"); !errors.Is(err, consul.ErrClosed) {
 		t.Errorf("Watch after Close = %v", err)
 	}
 }

@@ -95,13 +95,6 @@ func newRegistry(t *testing.T, c *testenv.Consul, opts ...consul.Option) *consul
 	return r
 }
 
-func instance(id, port string) *registry.ServiceInstance {
-	return &registry.ServiceInstance{
-		ID: id, Name: "orders", Version: "v1.2.0", Address: "127.0.0.1:" + port,
-		Metadata: map[string]string{"zone": "a"}, Weight: 50,
-	}
-}
-
 // listed reports whether the agent lists the instance among the passing
 // instances of its service (read over HTTP, without a client library).
 func listed(t *testing.T, c *testenv.Consul, name, id string) bool {
