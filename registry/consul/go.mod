@@ -3,7 +3,7 @@ module github.com/gingov/gingov/registry/consul
 go 1.26.7
 
 require (
-	github.com/gingov/gingov v0.0.0
+	github.com/gingov/gingov v0.1.0
 	github.com/hashicorp/consul/api v1.34.5
 	go.uber.org/goleak v1.3.0
 )
