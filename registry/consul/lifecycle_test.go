@@ -101,14 +101,14 @@ func TestLifecycle(t *testing.T) {
 	// check's timeout), so no longer listed nor resolved; back when it
 	// recovers.
 	failing.Store(true)
-	took := waitListed(t, c, "orders", "orders-1", false, 3*checkInterval)
+	took := waitListed(t, c, "orders", "orders-1", false, 4*checkInterval)
 	t.Logf("readiness failing → unlisted after %v", took.Round(time.Millisecond))
 	if gs, err := r.GetService(ctx, "orders"); err != nil || len(gs) != 0 {
 		t.Fatalf("GetService while critical = %v, %v; want none", gs, err)
 	}
 	waitResolved(t, res, addr, false)
 	failing.Store(false)
-	took = waitListed(t, c, "orders", "orders-1", true, 3*checkInterval)
+	took = waitListed(t, c, "orders", "orders-1", true, 4*checkInterval)
 	t.Logf("readiness back → listed after %v", took.Round(time.Millisecond))
 	waitResolved(t, res, addr, true)
 
