@@ -103,6 +103,10 @@ const (
 	MetadataWeight = "weight"
 )
 
+// minBackoff is the first wait after a failure; the waits double from it
+// (registry.Backoff) up to the keep-alive period or MaxBackoff.
+const minBackoff = 100 * time.Millisecond
+
 // backend names this backend in events.
 const backend = "consul"
 

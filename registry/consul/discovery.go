@@ -146,7 +146,7 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 				continue
 			}
 			w.failures++
-			wait := backoff(w.failures-1, MaxBackoff)
+			wait := registry.Backoff{Min: minBackoff, Max: MaxBackoff}.Delay(w.failures - 1)
 			w.r.cfg.logger.LogAttrs(w.ctx, slog.LevelWarn, "consul: watch query failed; the last set is kept",
 				slog.String("service", w.name), slog.Int("attempt", w.failures),
 				slog.Duration("retry_in", wait), slog.String("error", err.Error()))

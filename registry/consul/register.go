@@ -302,7 +302,7 @@ func (g *registration) loop() {
 	for {
 		wait := period
 		if failures > 0 {
-			wait = backoff(failures-1, period)
+			wait = registry.Backoff{Min: minBackoff, Max: period}.Delay(failures - 1)
 		}
 		t := time.NewTimer(wait)
 		select {
