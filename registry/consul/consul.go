@@ -38,7 +38,9 @@
 // with blocking queries (index and wait): each Next returns the whole set
 // once it differs from the set returned before. On errors the watcher keeps
 // the last set it returned and retries with backoff; an index that goes
-// backwards (an agent or cluster that restarted) starts the queries over.
+// backwards (an agent or cluster that restarted) starts the queries over;
+// queries that return the same set are spaced at least 50 ms apart, so a
+// watcher never spins against the agent.
 //
 // Every HTTP call is bounded by the registry's own timeout ([WithTimeout];
 // a blocking query by its wait time plus the timeout), so a hung agent

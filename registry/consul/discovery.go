@@ -119,6 +119,12 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	return w, nil
 }
 
+// minQueryGap is the shortest time between the starts of two queries of a
+// watcher when the first returned an unchanged set: at most 20 such
+// queries a second. A change is still returned as soon as its query
+// answers.
+const minQueryGap = 50 * time.Millisecond
+
 // watcher follows one service with blocking queries.
 type watcher struct {
 	r      *Registry
@@ -140,6 +146,7 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 		if err := w.ctx.Err(); err != nil {
 			return nil, fmt.Errorf("consul: watch %s stopped: %w", w.name, err)
 		}
+		start := time.Now()
 		set, err := w.query()
 		if err != nil {
 			if w.ctx.Err() != nil {
@@ -151,12 +158,7 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 				slog.String("service", w.name), slog.Int("attempt", w.failures),
 				slog.Duration("retry_in", wait), slog.String("error", err.Error()))
 			w.index = 0 // the agent may be another one, or restarted: read afresh
-			t := time.NewTimer(wait)
-			select {
-			case <-w.ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
+			w.sleep(wait)
 			continue
 		}
 		w.failures = 0
@@ -164,6 +166,22 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 			w.sent, w.sentAny = set, true
 			return clone(set), nil
 		}
+		// The index moved but the set did not (another check's output, an
+		// agent that answers at once): space such queries out, so that a
+		// watcher never spins against the agent.
+		if gap := minQueryGap - time.Since(start); gap > 0 {
+			w.sleep(gap)
+		}
+	}
+}
+
+// sleep waits for d or until the watcher ends.
+func (w *watcher) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.ctx.Done():
+	case <-t.C:
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,4 +130,50 @@ func TestWatchIndex(t *testing.T) {
 	}
 	// The caller owns what it got.
 	a.Metadata["zone"] = "changed"
+}
+
+// TestWatchRateLimit follows an agent that answers every query at once
+// with a new index and the same set (as a flapping check elsewhere can
+// make it do): the watcher must not spin, at most about 20 queries a
+// second.
+func TestWatchRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	queries, index := 0, 100
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		queries++
+		index++
+		i := index
+		mu.Unlock()
+		w.Header().Set("X-Consul-Index", strconv.Itoa(i))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(setA))
+	}))
+	t.Cleanup(srv.Close)
+	r, err := consul.New(srv.URL, consul.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	w, err := r.Watch(context.Background(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nexts := nextResults(t, w)
+	<-nexts
+	mu.Lock()
+	before := queries
+	mu.Unlock()
+	select {
+	case set := <-nexts:
+		t.Fatalf("Next returned %v; the set did not change", set)
+	case <-time.After(time.Second):
+	}
+	mu.Lock()
+	n := queries - before
+	mu.Unlock()
+	t.Logf("%d queries in 1s against an agent answering at once", n)
+	if n > 25 || n < 5 {
+		t.Fatalf("%d queries in 1s; want about 20", n)
+	}
 }
