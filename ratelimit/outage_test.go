@@ -193,9 +193,18 @@ func TestOutageFailLocalBoundedLatency(t *testing.T) {
 	first := countAllowed(between(after, killed, killed.Add(time.Second)))
 	steadyFrom, steadyTo := killed.Add(time.Second), killed.Add(2500*time.Millisecond)
 	steady := countAllowed(between(after, steadyFrom, steadyTo))
-	t.Logf("fallback admitted %d in the first second after the kill (max 50 burst + 50), %d in the next 1.5 s (ideal 75)", first, steady)
-	if first > 100+2 || first < 80 {
-		t.Errorf("fallback admitted %d in the first second; want 50 burst + 50/s = 100 (at most 102, at least 80)", first)
+	// On a loaded machine some calls before the kill already miss the
+	// deadline and take tokens from the same fallback bucket; what they took
+	// in the second before the kill is missing from the burst after it.
+	drained := 0
+	for _, c := range between(before, killed.Add(-time.Second), killed) {
+		if c.Allowed && c.Source == ratelimit.SourceFallback {
+			drained++
+		}
+	}
+	t.Logf("fallback admitted %d in the first second after the kill (max 50 burst + 50; %d taken from it just before), %d in the next 1.5 s (ideal 75)", first, drained, steady)
+	if first > 100+2 || first < 80-drained {
+		t.Errorf("fallback admitted %d in the first second; want 50 burst + 50/s = 100 (at most 102, at least 80 less the %d taken before the kill)", first, drained)
 	}
 	if steady > 75+2 || steady < 65 {
 		t.Errorf("fallback admitted %d in 1.5 s of steady outage; want 50/s = 75 (65..77)", steady)
