@@ -370,7 +370,7 @@ func TestKit(t *testing.T) {
 		errcode.MethodNotAllowed, errcode.Conflict, errcode.RateLimited, errcode.FlowBlocked,
 		errcode.ClientClosed, errcode.Internal, errcode.Panic, errcode.NotImplemented,
 		errcode.CircuitOpen, errcode.SystemOverload, errcode.ConcurrencyLimited,
-		errcode.Unavailable, errcode.Timeout,
+		errcode.Unavailable, errcode.Timeout, errcode.DeadlineExceeded,
 	}
 	kit := errcode.Kit()
 	if len(kit) != len(all) {
@@ -439,6 +439,7 @@ func TestKitStatusesAndReasons(t *testing.T) {
 		{errcode.NotImplemented, 501001, 501, "NOT_IMPLEMENTED"},
 		{errcode.Unavailable, 503004, 503, "UNAVAILABLE"},
 		{errcode.Timeout, 504001, 504, "TIMEOUT"},
+		{errcode.DeadlineExceeded, 504002, 504, "DEADLINE_EXCEEDED"},
 	}
 	for _, tc := range tests {
 		if tc.c.Code() != tc.code || tc.c.Status() != tc.status || tc.c.Reason() != tc.reason {

@@ -28,6 +28,7 @@ var (
 	ConcurrencyLimited = kit(503003, http.StatusServiceUnavailable, "CONCURRENCY_LIMITED", "too many concurrent requests", "retry later")
 	Unavailable        = kit(503004, http.StatusServiceUnavailable, "UNAVAILABLE", "the service is unavailable", "retry later")
 	Timeout            = kit(504001, http.StatusGatewayTimeout, "TIMEOUT", "the request timed out", "retry later")
+	DeadlineExceeded   = kit(504002, http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "the request did not complete within its deadline", "retry later; a caller that sets Request-Timeout or grpc-timeout may allow more time")
 )
 
 // kitCodes lists every kit code; being a literal, it makes the package
@@ -35,7 +36,7 @@ var (
 var kitCodes = []*Code{
 	BadRequest, Unauthenticated, Forbidden, NotFound, MethodNotAllowed, Conflict,
 	RateLimited, FlowBlocked, ClientClosed, Internal, Panic, NotImplemented,
-	CircuitOpen, SystemOverload, ConcurrencyLimited, Unavailable, Timeout,
+	CircuitOpen, SystemOverload, ConcurrencyLimited, Unavailable, Timeout, DeadlineExceeded,
 }
 
 func kit(code, status int, reason, message, solution string) *Code {
