@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
-core=(./errcode ./logging ./ratelimit ./circuitbreaker ./metrics ./registry ./tracing/...)
+core=(./errcode ./deadline ./logging ./ratelimit ./circuitbreaker ./metrics ./registry ./tracing/...)
 bad=$(go list -deps "${core[@]}" | grep -Ei 'nacos|sentinel|aliyun|kratos' || true)
 if [ -n "$bad" ]; then
 	echo "check-deps: core packages import heavy backends:"
@@ -17,7 +17,7 @@ echo "check-deps: core packages are free of nacos, sentinel, aliyun and kratos"
 # Tracing's weight stays in tracing: the packages below may use the
 # OpenTelemetry trace API (trace IDs in logs and envelopes) but must not
 # link the SDK, the exporters, otelgin, the OTLP protos or gRPC.
-light=(./errcode ./logging ./ratelimit ./circuitbreaker ./registry ./metrics)
+light=(./errcode ./deadline ./logging ./ratelimit ./circuitbreaker ./registry ./metrics)
 bad=$(go list -deps "${light[@]}" | grep -E '^go\.opentelemetry\.io/(otel/sdk|otel/exporters|contrib|proto)|^google\.golang\.org/grpc' || true)
 if [ -n "$bad" ]; then
 	echo "check-deps: core packages link the OpenTelemetry SDK, exporters or gRPC:"
