@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/errcode"
 )
 
@@ -13,6 +14,11 @@ import (
 // answers; a request the caller cancelled is no failure. While a host's
 // breaker rejects, RoundTrip fails at once with an error that is
 // errors.Is ErrOpen and that errcode.From maps to 503 CIRCUIT_OPEN.
+//
+// When the request's context has a deadline, the remaining budget is sent
+// on in the deadline.Header header (deadline.Propagate); a request with
+// less than a millisecond left fails at once with an error that is
+// errors.Is context.DeadlineExceeded, and is no failure of the host.
 type Transport struct {
 	next  http.RoundTripper
 	cfg   transportConfig
@@ -60,6 +66,14 @@ func (t *Transport) Open(host string) bool { return t.State(host) == StateOpen }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	out, err := deadline.Propagate(req)
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err // no budget left: says nothing of the upstream
+	}
+	req = out
 	ctx := req.Context()
 	b := t.group.get(hostKey(req.URL.Host))
 	tk, err := b.allow(ctx)

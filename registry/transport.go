@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/errcode"
 )
 
@@ -135,6 +136,11 @@ func WithRetries(n int) TransportOption {
 // CIRCUIT_OPEN through errcode) is returned. Any next RoundTripper with an
 // Open(host string) bool method is consulted the same way.
 //
+// When the request's context has a deadline, each attempt sends the
+// remaining budget in the deadline.Header header (deadline.Propagate); an
+// attempt with less than a millisecond left is not made, and RoundTrip
+// fails with an error that is errors.Is context.DeadlineExceeded.
+//
 // Errors of the Transport itself are *errcode.Error 503 UNAVAILABLE (no
 // instance) whose cause names the service; errors of next are returned as
 // they are.
@@ -205,7 +211,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, fmt.Errorf("registry: replay request body: %w", err)
 			}
 		}
-		resp, err := t.send(n, out)
+		sent, err := deadline.Propagate(out)
+		if err != nil {
+			closeBody(out) // no budget left to send it with
+			return nil, err
+		}
+		resp, err := t.send(n, sent)
 		if err == nil || attempt >= retries || req.Context().Err() != nil {
 			return resp, err
 		}

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gingov/gingov/deadline"
 )
 
 // transportScope is the instrumentation scope of client spans.
@@ -25,7 +27,10 @@ const transportScope = "github.com/gingov/gingov/tracing"
 // server.address, server.port, url.full (without user info and query) and
 // http.response.status_code, and covers the round trip up to the
 // response headers. A transport error or a 4xx/5xx answer marks it as an
-// error. The caller's request is not modified. It is safe for concurrent
+// error. When the request's context has a deadline, the remaining budget
+// is sent on in the deadline.Header header (see deadline.Propagate), and a
+// request with less than a millisecond left fails at once with an error
+// that is errors.Is context.DeadlineExceeded. The caller's request is not modified. It is safe for concurrent
 // use.
 type Transport struct {
 	next   http.RoundTripper
@@ -90,6 +95,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Header = make(http.Header, 2)
 	}
 	t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	if err := deadline.Inject(ctx, out.Header); err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close() // RoundTrip must close the body, even on error
+		}
+		if recording {
+			span.SetAttributes(attribute.String("error.type", "deadline_exceeded"))
+			span.SetStatus(codes.Error, err.Error())
+		}
+		return nil, err
+	}
 
 	resp, err := t.next.RoundTrip(out)
 	if err != nil {
