@@ -91,9 +91,9 @@ func transports(t *testing.T, u *upstream) map[string]struct {
 		rt  http.RoundTripper
 		url string
 	}{
-		"registry":                       {lb, "http://budget/budget"},
-		"tracing":                        {tr, u.srv.URL + "/budget"},
-		"circuitbreaker":                 {cb, u.srv.URL + "/budget"},
+		"registry":                        {lb, "http://budget/budget"},
+		"tracing":                         {tr, u.srv.URL + "/budget"},
+		"circuitbreaker":                  {cb, u.srv.URL + "/budget"},
 		"registry+circuitbreaker+tracing": {stack, "http://budget/budget"},
 	}
 }
