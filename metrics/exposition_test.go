@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
@@ -55,6 +56,7 @@ func populated(t *testing.T) *prometheus.Registry {
 	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisUp, Rule: "api", DownFor: time.Second})
 	gov.OnSentinelBlock(ctx, "GET:/orders/:id", "flow")
 	gov.OnBreakerChange(ctx, circuitbreaker.Event{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
+	gov.OnDeadline(ctx, deadline.Event{Method: "GET", Route: "/orders/:id", Timeout: time.Second, Elapsed: time.Second})
 	ins := &registry.ServiceInstance{Name: "orders"}
 	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
 	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("timeout")})

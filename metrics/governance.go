@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/registry"
@@ -34,6 +35,7 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //	})
 //	circuitbreaker.WithOnStateChange(gov.OnBreakerChange)
 //	registry.WithOnEvent(gov.OnRegistryEvent)
+//	deadline.WithOnTimeout(gov.OnDeadline)
 //
 // The series (names prefixed by the namespace, if any):
 //
@@ -67,6 +69,10 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //   - gingov_registry_events_total{backend, service, event}: every
 //     registry event ("registered", "register_failed", "heartbeat_failed",
 //     "deregistered", "deregister_failed").
+//   - gingov_deadline_exceeded_total{method, route, source}: requests
+//     answered 504 because their deadline passed, by method, route
+//     template and what set the deadline: "route" (the middleware's
+//     timeout for the route) or "caller" (the caller's shorter budget).
 //
 // The hooks are safe for concurrent use and never panic; OnDecision, on
 // every request's path, does not allocate once a label set has been seen.
@@ -81,6 +87,7 @@ type Governance struct {
 	transitions  *prometheus.CounterVec
 	registered   *prometheus.GaugeVec
 	regEvents    *prometheus.CounterVec
+	deadlines    *prometheus.CounterVec
 
 	decisionSeries cowmap.Map[decisionKey, *decisionSeries]
 	redisLimiters  cowmap.Map[string, *redisSeries]
@@ -138,10 +145,13 @@ func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Govern
 			"Whether the service's instance is registered (1) or not (0), by backend and service.", "backend", "service"),
 		regEvents: counter("registry_events_total",
 			"Service registry events, by backend, service and event.", "backend", "service", "event"),
+		deadlines: counter("deadline_exceeded_total",
+			"Requests answered 504 because their deadline passed, by method, route template and what set the deadline (route, caller).",
+			"method", "route", "source"),
 	}
 	g.decisionSeries.Limit = maxCachedSeries
 	if err := register(reg, g.decisions, g.redisLatency, g.redisUp, g.healthChange, g.fallbacks,
-		g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents); err != nil {
+		g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents, g.deadlines); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -286,5 +296,17 @@ func (g *Governance) OnRegistryEvent(e registry.Event) {
 	}
 	if gauge, err := g.registered.GetMetricWithLabelValues(e.Backend, service); err == nil {
 		gauge.Set(v)
+	}
+}
+
+// OnDeadline records a request answered 504 because its deadline passed;
+// pass it to deadline.WithOnTimeout.
+func (g *Governance) OnDeadline(_ context.Context, e deadline.Event) {
+	source := "route"
+	if e.Caller {
+		source = "caller"
+	}
+	if c, err := g.deadlines.GetMetricWithLabelValues(e.Method, e.Route, source); err == nil {
+		c.Inc()
 	}
 }

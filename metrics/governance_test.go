@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/metrics"
 	"github.com/gingov/gingov/ratelimit"
@@ -340,4 +342,40 @@ func sampleCount(t *testing.T, g prometheus.Gatherer, name string) uint64 {
 		}
 	}
 	return n
+}
+
+// TestDeadlines counts requests answered 504 by the deadline middleware,
+// by what set their deadline; a request answered in time is not counted.
+func TestDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		gov, err := metrics.NewGovernance(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := deadline.New(50*time.Millisecond, deadline.WithOnTimeout(gov.OnDeadline))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := gin.New()
+		r.Use(d.Middleware())
+		r.GET("/slow/:id", func(c *gin.Context) { <-c.Request.Context().Done() })
+		r.GET("/fast", func(c *gin.Context) { c.Status(204) })
+		for range 2 {
+			r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/slow/1", nil))
+		}
+		req := httptest.NewRequest("GET", "/slow/2", nil)
+		req.Header.Set(deadline.Header, "10")
+		r.ServeHTTP(httptest.NewRecorder(), req)
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/fast", nil))
+		want := `
+# HELP gingov_deadline_exceeded_total Requests answered 504 because their deadline passed, by method, route template and what set the deadline (route, caller).
+# TYPE gingov_deadline_exceeded_total counter
+gingov_deadline_exceeded_total{method="GET",route="/slow/:id",source="caller"} 1
+gingov_deadline_exceeded_total{method="GET",route="/slow/:id",source="route"} 2
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "gingov_deadline_exceeded_total"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
