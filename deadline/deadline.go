@@ -188,6 +188,12 @@ func New(timeout time.Duration, opts ...Option) (*Deadline, error) {
 // Middleware returns the Gin middleware. Put it after the access log and
 // the metrics (so they see the 504) and before the rate limit, Sentinel
 // and breakers (so they see the deadline and the 504).
+//
+// The 504 carries the header fields that were set before the middleware
+// ran (the request ID, say), not those set after it by the handler or the
+// middlewares after this one (Content-Length, Set-Cookie, rate-limit
+// headers): they belonged to an answer that was never sent. After the
+// middleware returns, c.Request is the request it was given again.
 func (d *Deadline) Middleware() gin.HandlerFunc {
 	return d.serve
 }

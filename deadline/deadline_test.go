@@ -141,8 +141,8 @@ func TestAnsweredAtDeadlineOnLoopback(t *testing.T) {
 	resp.Body.Close()
 	took := time.Since(start)
 	checkEnvelope(t, resp.StatusCode, resp.Header, body, errcode.DeadlineExceeded)
-	if took < 150*time.Millisecond || took > 650*time.Millisecond {
-		t.Errorf("answered after %v, want about 150ms", took)
+	if took < 150*time.Millisecond || took > 150*time.Millisecond+time.Second {
+		t.Errorf("answered after %v, want 150ms give or take scheduling", took)
 	}
 }
 
