@@ -29,6 +29,7 @@ type Config struct {
 	Sentinel  Sentinel  `yaml:"sentinel"`
 	Reload    Reload    `yaml:"reload"`
 	Exempt    Exempt    `yaml:"exempt"`
+	Deadline  Deadline  `yaml:"deadline"`
 
 	path string // the file Load read, watched by Reload.File
 }
@@ -230,7 +231,7 @@ func Parse(data []byte) (_ Config, err error) {
 // Validate reports the first wrong field, by its YAML path.
 func (c *Config) Validate() error {
 	for _, check := range []func() error{c.validateService, c.validateLog, c.validateTracing,
-		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload, c.validateExempt} {
+		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload, c.validateExempt, c.validateDeadline} {
 		if err := check(); err != nil {
 			return err
 		}

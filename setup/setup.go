@@ -8,7 +8,7 @@
 //	defer chain.Close(context.Background())
 //
 // The middlewares go on in the documented order — recovery, request id,
-// tracing, metrics, access log, the error envelope, rate limit, Sentinel,
+// tracing, metrics, access log, deadline, the error envelope, rate limit, Sentinel,
 // circuit breaker — and each section of the configuration is optional.
 // The metrics endpoint and the health probes are exempt from the access
 // log, the rate limiter, Sentinel and the breaker (see [Exempt]). The
@@ -165,6 +165,13 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 		return nil, fmt.Errorf("setup: log: %w", err)
 	}
 	chain = append(chain, access.Middleware())
+	if cfg.Deadline.enabled() {
+		dl, err := ch.deadline(cfg.Deadline)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, dl.Middleware())
+	}
 	tail := []gin.HandlerFunc{}
 
 	if len(cfg.RateLimit.Rules) > 0 {
@@ -558,6 +565,7 @@ func (ch *Chain) Reload(data []byte) error {
 		"service": {cur.Service, next.Service}, "log": {cur.Log, next.Log}, "tracing": {cur.Tracing, next.Tracing},
 		"metrics": {cur.Metrics, next.Metrics}, "circuitbreaker": {cur.Breaker, next.Breaker}, "reload": {cur.Reload, next.Reload},
 		"sentinel": {sentinelSettings(cur.Sentinel), sentinelSettings(next.Sentinel)}, "exempt": {cur.Exempt, next.Exempt},
+		"deadline": {cur.Deadline, next.Deadline},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)
