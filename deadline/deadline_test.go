@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/goleak"
 
 	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/deadline"
@@ -24,7 +25,10 @@ import (
 	"github.com/gingov/gingov/reqinfo"
 )
 
-func init() { gin.SetMode(gin.ReleaseMode) }
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.ReleaseMode)
+	goleak.VerifyTestMain(m)
+}
 
 func mustNew(t testing.TB, timeout time.Duration, opts ...deadline.Option) *deadline.Deadline {
 	t.Helper()
