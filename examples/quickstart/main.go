@@ -13,6 +13,7 @@
 //	curl -i localhost:8080/panic         # a panic becomes the 500 envelope
 //	curl -i localhost:8080/limited       # 2 per minute per client: the 3rd is 429
 //	curl -i localhost:8080/flaky         # always 503: after 5 its breaker opens (CIRCUIT_OPEN)
+//	curl -i localhost:8080/slow          # 504 DEADLINE_EXCEEDED at its 200 ms deadline
 //	curl -s localhost:8080/metrics | grep -E 'http_server|gingov_'
 //
 // dashboards/gingov.json is a Grafana dashboard for these metrics.
@@ -37,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gingov/gingov/circuitbreaker"
+	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/metrics"
@@ -98,6 +100,14 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 	if err != nil {
 		return nil, err
 	}
+	// Every request: 1 s (deadline.DefaultTimeout), or less when the caller
+	// sends a shorter Request-Timeout or grpc-timeout; /slow: 200 ms.
+	deadlines, err := deadline.New(deadline.DefaultTimeout,
+		deadline.WithRoute("GET /slow", 200*time.Millisecond),
+		deadline.WithOnTimeout(gov.OnDeadline))
+	if err != nil {
+		return nil, err
+	}
 	requestID, err := logging.NewRequestID()
 	if err != nil {
 		return nil, err
@@ -118,6 +128,7 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 		traced.Middleware(),
 		m.Middleware(),
 		accessLog.Middleware(),
+		deadlines.Middleware(), // 504 DEADLINE_EXCEEDED once a request's deadline passed
 	)
 	errcode.Handle(r) // 404/405 and handler errors through the one envelope
 	r.Use(perIP.Middleware(), breakers.Middleware())
@@ -130,6 +141,13 @@ func newRouter(logger *slog.Logger, reg *prometheus.Registry, tp *tracing.Provid
 	}))
 	r.GET("/panic", func(c *gin.Context) { panic("something went very wrong") })
 	r.GET("/limited", strict.Middleware(), func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"message": "ok"}) })
+	r.GET("/slow", func(c *gin.Context) { // honours its context: answered 504 at its deadline
+		select {
+		case <-c.Request.Context().Done():
+		case <-time.After(10 * time.Second):
+			c.JSON(http.StatusOK, gin.H{"message": "done"})
+		}
+	})
 	r.GET("/flaky", errcode.Handler(func(c *gin.Context) error { return errcode.Unavailable }))
 	r.GET("/metrics", gin.WrapH(metrics.Handler(reg)))
 	return r, nil

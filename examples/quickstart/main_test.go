@@ -229,8 +229,14 @@ func TestQuickstartMetrics(t *testing.T) {
 		t.Fatal("/flaky: the breaker never opened")
 	}
 
+	resp, body := get(t, base+"/slow")
+	if env := envelope(t, resp, body); resp.StatusCode != 504 || env.Reason != "DEADLINE_EXCEEDED" {
+		t.Fatalf("/slow: %d %s", resp.StatusCode, body)
+	}
+
 	_, exposition := get(t, base+"/metrics")
 	for _, want := range []string{
+		`gingov_deadline_exceeded_total{method="GET",route="/slow",source="route"} 1`,
 		`gingov_circuitbreaker_state{breaker="GET /flaky"} 2`,
 		`gingov_circuitbreaker_transitions_total{breaker="GET /flaky",state="open"} 1`,
 		`http_server_request_duration_seconds_bucket{method="GET",route="/ping",status="200",le="+Inf"} 1`,
