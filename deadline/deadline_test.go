@@ -351,11 +351,19 @@ func TestClientGoneIs499(t *testing.T) {
 	})
 	r.Use(mustNew(t, 10*time.Second, deadline.WithOnTimeout(func(context.Context, deadline.Event) { hook.Add(1) })).Middleware())
 	r.Use(func(c *gin.Context) { c.Next(); innerStatus = c.Writer.Status() })
-	r.GET("/slow", waitDone)
+	started := make(chan struct{})
+	r.GET("/slow", func(c *gin.Context) { close(started); waitDone(c) })
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	go func() {
+		select {
+		case <-started: // the client goes away once the handler runs
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/slow", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
@@ -366,7 +374,7 @@ func TestClientGoneIs499(t *testing.T) {
 		if got != [2]int{reqinfo.StatusClientClosedRequest, reqinfo.StatusClientClosedRequest} {
 			t.Errorf("statuses before and after the middleware %v, want 499 and 499", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the server did not end the request")
 	}
 	if hook.Load() != 0 {
