@@ -12,7 +12,6 @@ package otlpgrpc
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,58 +25,32 @@ import (
 const DefaultEndpoint = "localhost:4317"
 
 // Option configures [New].
-type Option interface{ apply(*config) }
+type Option interface{ apply(*otlpopt.Config) }
 
-type option func(*config)
+type option func(*otlpopt.Config)
 
-func (f option) apply(c *config) { f(c) }
-
-type config struct {
-	endpoint string
-	insecure bool
-	headers  map[string]string
-}
+func (f option) apply(c *otlpopt.Config) { f(c) }
 
 // WithEndpoint sets the collector address: "host:port", or a URL
 // "http://host:port" / "https://host:port" (http means no TLS). Default
 // (and ""): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
 // OTEL_EXPORTER_OTLP_ENDPOINT, else [DefaultEndpoint].
 func WithEndpoint(endpoint string) Option {
-	return option(func(c *config) { c.endpoint = endpoint })
+	return option(otlpopt.Endpoint(endpoint))
 }
 
 // WithInsecure sends without TLS (default: TLS, unless the endpoint is an
 // http:// URL).
-func WithInsecure() Option { return option(func(c *config) { c.insecure = true }) }
+func WithInsecure() Option { return option(otlpopt.Insecure) }
 
 // WithHeaders adds metadata (e.g. authentication) to every export
 // (default none). Calls add up; a later value for a name wins.
 func WithHeaders(h map[string]string) Option {
-	return option(func(c *config) {
-		if c.headers == nil {
-			c.headers = make(map[string]string, len(h))
-		}
-		maps.Copy(c.headers, h)
-	})
+	return option(otlpopt.Headers(h))
 }
 
-func newConfig(opts []Option) (config, error) {
-	var cfg config
-	for i, o := range opts {
-		if o == nil {
-			return cfg, fmt.Errorf("otlpgrpc: option %d is nil", i+1)
-		}
-		o.apply(&cfg)
-	}
-	if cfg.endpoint != "" {
-		if err := otlpopt.CheckEndpoint(cfg.endpoint); err != nil {
-			return cfg, fmt.Errorf("otlpgrpc: WithEndpoint: %w", err)
-		}
-	}
-	if err := otlpopt.CheckHeaders(cfg.headers); err != nil {
-		return cfg, fmt.Errorf("otlpgrpc: WithHeaders: %w", err)
-	}
-	return cfg, nil
+func newConfig(opts []Option) (otlpopt.Config, error) {
+	return otlpopt.Apply("otlpgrpc", opts, Option.apply)
 }
 
 // New returns an OTLP/gRPC span exporter (the OpenTelemetry SDK's
@@ -91,16 +64,16 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	}
 	var o []otlptracegrpc.Option
 	switch {
-	case otlpopt.IsURL(cfg.endpoint):
-		o = append(o, otlptracegrpc.WithEndpointURL(cfg.endpoint))
-	case cfg.endpoint != "":
-		o = append(o, otlptracegrpc.WithEndpoint(cfg.endpoint))
+	case otlpopt.IsURL(cfg.Endpoint):
+		o = append(o, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+	case cfg.Endpoint != "":
+		o = append(o, otlptracegrpc.WithEndpoint(cfg.Endpoint))
 	}
-	if cfg.insecure {
+	if cfg.Insecure {
 		o = append(o, otlptracegrpc.WithInsecure())
 	}
-	if len(cfg.headers) > 0 {
-		o = append(o, otlptracegrpc.WithHeaders(cfg.headers))
+	if len(cfg.Headers) > 0 {
+		o = append(o, otlptracegrpc.WithHeaders(cfg.Headers))
 	}
 	exp, err := otlptracegrpc.New(ctx, o...)
 	if err != nil {

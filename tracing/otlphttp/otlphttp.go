@@ -41,17 +41,11 @@ const DefaultPath = "/v1/traces"
 const DefaultTimeout = 10 * time.Second
 
 // Option configures [New].
-type Option interface{ apply(*config) }
+type Option interface{ apply(*otlpopt.Config) }
 
-type option func(*config)
+type option func(*otlpopt.Config)
 
-func (f option) apply(c *config) { f(c) }
-
-type config struct {
-	endpoint string
-	insecure bool
-	headers  map[string]string
-}
+func (f option) apply(c *otlpopt.Config) { f(c) }
 
 // WithEndpoint sets the collector: "host:port" (exports go to
 // [DefaultPath]), or a URL "http://host:port/path" / "https://…" (http
@@ -60,43 +54,23 @@ type config struct {
 // is), or OTEL_EXPORTER_OTLP_ENDPOINT (a base URL, /v1/traces appended),
 // else [DefaultEndpoint].
 func WithEndpoint(endpoint string) Option {
-	return option(func(c *config) { c.endpoint = endpoint })
+	return option(otlpopt.Endpoint(endpoint))
 }
 
 // WithInsecure sends without TLS to a host:port endpoint (default: TLS).
 // A URL's scheme decides for itself.
-func WithInsecure() Option { return option(func(c *config) { c.insecure = true }) }
+func WithInsecure() Option { return option(otlpopt.Insecure) }
 
 // WithHeaders adds headers (e.g. authentication) to every export (default:
 // those of OTEL_EXPORTER_OTLP_TRACES_HEADERS or OTEL_EXPORTER_OTLP_HEADERS,
 // "name=value,…"). Calls add up; a later value for a name wins, and over
 // the environment's.
 func WithHeaders(h map[string]string) Option {
-	return option(func(c *config) {
-		if c.headers == nil {
-			c.headers = make(map[string]string, len(h))
-		}
-		maps.Copy(c.headers, h)
-	})
+	return option(otlpopt.Headers(h))
 }
 
-func newConfig(opts []Option) (config, error) {
-	var cfg config
-	for i, o := range opts {
-		if o == nil {
-			return cfg, fmt.Errorf("otlphttp: option %d is nil", i+1)
-		}
-		o.apply(&cfg)
-	}
-	if cfg.endpoint != "" {
-		if err := otlpopt.CheckEndpoint(cfg.endpoint); err != nil {
-			return cfg, fmt.Errorf("otlphttp: WithEndpoint: %w", err)
-		}
-	}
-	if err := otlpopt.CheckHeaders(cfg.headers); err != nil {
-		return cfg, fmt.Errorf("otlphttp: WithHeaders: %w", err)
-	}
-	return cfg, nil
+func newConfig(opts []Option) (otlpopt.Config, error) {
+	return otlpopt.Apply("otlphttp", opts, Option.apply)
 }
 
 // New returns an OTLP/HTTP span exporter. It does not connect yet: the
@@ -115,7 +89,7 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, err := cfg.url()
+	target, err := exportURL(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +97,7 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	maps.Copy(headers, cfg.headers)
+	maps.Copy(headers, cfg.Headers)
 	c := newClient(target, headers)
 	exp, err := otlptrace.New(ctx, c)
 	if err != nil {
@@ -132,9 +106,9 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	return exp, nil
 }
 
-// url is where exports are posted.
-func (cfg config) url() (string, error) {
-	ep, env := cfg.endpoint, ""
+// exportURL is where exports are posted.
+func exportURL(cfg otlpopt.Config) (string, error) {
+	ep, env := cfg.Endpoint, ""
 	asIs := false
 	if ep == "" {
 		if v := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
@@ -152,7 +126,7 @@ func (cfg config) url() (string, error) {
 	}
 	if !otlpopt.IsURL(ep) {
 		scheme := "https"
-		if cfg.insecure {
+		if cfg.Insecure {
 			scheme = "http"
 		}
 		return scheme + "://" + ep + DefaultPath, nil

@@ -68,15 +68,15 @@ func TestURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := cfg.url()
+			got, err := exportURL(cfg)
 			if c.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), c.wantErr) {
-					t.Fatalf("url: %q, %v; want error %q", got, err, c.wantErr)
+					t.Fatalf("exportURL: %q, %v; want error %q", got, err, c.wantErr)
 				}
 				return
 			}
 			if err != nil || got != c.want {
-				t.Fatalf("url: %q, %v; want %q", got, err, c.want)
+				t.Fatalf("exportURL: %q, %v; want %q", got, err, c.want)
 			}
 		})
 	}

@@ -1,5 +1,7 @@
-// Package otlpopt checks what the OTLP exporter packages (otlphttp,
-// otlpgrpc) are given, alike: collector endpoints and export headers.
+// Package otlpopt holds what the OTLP exporter packages (otlphttp,
+// otlpgrpc) are given alike, and checks it once for both: the collector
+// endpoint, TLS and export headers ([Config], [Apply]). Each package keeps
+// its own Option type and With... functions over Config.
 package otlpopt
 
 import (
