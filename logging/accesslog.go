@@ -17,7 +17,6 @@ import (
 
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/reqstate"
-	"github.com/gingov/gingov/internal/skippath"
 	"github.com/gingov/gingov/reqinfo"
 )
 
@@ -40,7 +39,7 @@ type accessOption func(*accessConfig)
 func (f accessOption) applyAccessLog(c *accessConfig) { f(c) }
 
 type accessConfig struct {
-	skip           skippath.Set
+	skip           reqinfo.PathSet
 	clientErrLevel slog.Level
 	headers        []string
 	sensitive      []string
@@ -154,7 +153,7 @@ type AccessLog struct {
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (a *AccessLog) handle(c *gin.Context) {
-	if a.cfg.skip.Skip(c) {
+	if a.cfg.skip.Match(c) {
 		c.Next()
 		return
 	}

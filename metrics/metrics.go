@@ -30,7 +30,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/internal/cowmap"
-	"github.com/gingov/gingov/internal/skippath"
 	"github.com/gingov/gingov/reqinfo"
 )
 
@@ -88,7 +87,7 @@ type config struct {
 	native       bool // WithNativeHistograms was given
 	nativeFactor float64
 	noExemplars  bool
-	skip         skippath.Set
+	skip         reqinfo.PathSet
 }
 
 // WithNamespace prefixes every metric name with ns and "_" (default none).
@@ -186,7 +185,7 @@ type HTTP struct {
 	reqSize   *prometheus.HistogramVec
 	respSize  *prometheus.HistogramVec
 	inFlight  prometheus.Gauge
-	skip      skippath.Set
+	skip      reqinfo.PathSet
 	exemplars bool
 	buckets   []float64 // of the duration histogram, to throttle exemplars per bucket
 	series    cowmap.Map[seriesKey, *series]
@@ -275,7 +274,7 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // panic (as 500, or 499 for a broken connection).
 func (m *HTTP) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if m.skip.Skip(c) {
+		if m.skip.Match(c) {
 			c.Next()
 			return
 		}

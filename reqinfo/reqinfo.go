@@ -2,8 +2,8 @@
 // middleware shares, exported so that gingov's nested modules (Sentinel,
 // setup) and users' own middlewares label and classify requests exactly as
 // the kit does: the route label, the name of the unmatched route, the status
-// of a request whose client went away, what a recovered panic means, and
-// header-name validation.
+// of a request whose client went away, what a recovered panic means,
+// header-name validation, and which paths a middleware skips ([PathSet]).
 package reqinfo
 
 import (

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/registry"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // Exempt lists the requests that the rate limiter, Sentinel, the circuit
@@ -63,40 +64,17 @@ func (c *Config) validateExempt() error {
 	return nil
 }
 
-// pathSet is a set of URL paths and route templates.
-type pathSet map[string]struct{}
-
-func newPathSet(paths []string) pathSet {
-	s := make(pathSet, len(paths))
-	for _, p := range paths {
-		s[p] = struct{}{}
-	}
-	return s
-}
-
-// has reports whether the request's URL path or its route template is in s.
-func (s pathSet) has(c *gin.Context) bool {
-	if _, ok := s[c.Request.URL.Path]; ok {
-		return true
-	}
-	if r := c.FullPath(); r != "" {
-		_, ok := s[r]
-		return ok
-	}
-	return false
-}
-
 // exempting returns the handlers with every one of them passed over for
 // requests on the exempt paths (Gin then goes on with the next handler).
 func exempting(paths []string, handlers []gin.HandlerFunc) []gin.HandlerFunc {
 	if len(paths) == 0 {
 		return handlers
 	}
-	set := newPathSet(paths)
+	set := reqinfo.NewPathSet(paths...)
 	out := make([]gin.HandlerFunc, len(handlers))
 	for i, h := range handlers {
 		out[i] = func(c *gin.Context) {
-			if !set.has(c) {
+			if !set.Match(c) {
 				h(c)
 			}
 		}

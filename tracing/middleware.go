@@ -17,13 +17,13 @@ import (
 
 	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/internal/reqstate"
-	"github.com/gingov/gingov/internal/skippath"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // Server traces the requests of a Gin server. Build it with [NewServer];
 // it is safe for concurrent use.
 type Server struct {
-	skip    skippath.Set
+	skip    reqinfo.PathSet
 	prop    propagation.TextMapPropagator
 	sampler sdktrace.Sampler // nil: otelgin and the provider's sampler decide
 	header  string
@@ -99,7 +99,7 @@ func (p *Provider) Middleware() gin.HandlerFunc {
 }
 
 func (s *Server) handle(c *gin.Context) {
-	if s.skip.Skip(c) {
+	if s.skip.Match(c) {
 		c.Next()
 		return
 	}

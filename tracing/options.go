@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gingov/gingov/internal/skippath"
 	"github.com/gingov/gingov/reqinfo"
 )
 
@@ -40,7 +39,7 @@ type httpConfig struct {
 
 type serverConfig struct {
 	httpConfig
-	skip      skippath.Set
+	skip      reqinfo.PathSet
 	header    string
 	headerSet bool
 }
