@@ -182,14 +182,8 @@ func (s *Server) reject(c *gin.Context, route string, cause error) {
 	}
 	if fb != nil {
 		answered, err := errcode.RunFallback(c, fb, cause)
-		if err != nil {
-			level := slog.LevelWarn
-			if errors.Is(err, errcode.ErrFallbackPanicked) {
-				level = slog.LevelError
-			}
-			s.cfg.logger.Log(c.Request.Context(), level, "circuit breaker fallback failed",
-				"route", route, "error", err.Error())
-		}
+		errcode.LogFallbackError(c.Request.Context(), s.cfg.logger, err, "circuit breaker fallback failed",
+			slog.String("route", route))
 		if answered {
 			return
 		}

@@ -1,6 +1,7 @@
 package circuitbreaker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gingov/gingov/circuitbreaker"
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/logging"
 )
 
@@ -218,7 +220,8 @@ func TestServerFallback(t *testing.T) {
 			c.JSON(200, gin.H{"id": c.Param("id"), "cached": true})
 			return nil
 		})
-		r, _ := newServer(t, u, circuitbreaker.WithPolicy(policy), fb)
+		var logs bytes.Buffer
+		r, _ := newServer(t, u, circuitbreaker.WithPolicy(policy), fb, circuitbreaker.WithLogger(logging.New(&logs, nil)))
 		for i := 0; i < 10; i++ {
 			get(r, "/orders/1")
 		}
@@ -233,6 +236,10 @@ func TestServerFallback(t *testing.T) {
 				t.Fatalf("failed fallback (%s) should leave the envelope: %d %s", id, w.Code, w.Body)
 			}
 		}
+		// A fallback that fails is logged: WARN for an error, ERROR for a panic.
+		testenv.WantLogLines(t, logs.String(), "fallback failed",
+			`{"level":"WARN","msg":"circuit breaker fallback failed","route":"/orders/:id","error":"cache miss"}`,
+			`{"level":"ERROR","msg":"circuit breaker fallback failed","route":"/orders/:id","error":"errcode: fallback panicked: fallback bug"}`)
 	})
 }
 

@@ -1,9 +1,14 @@
 package errcode_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -60,4 +65,37 @@ func TestRunFallbackRepanicsAbort(t *testing.T) {
 		_, _ = errcode.RunFallback(c, func(*gin.Context, error) error { panic(http.ErrAbortHandler) }, nil)
 	})
 	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
+}
+
+func TestLogFallbackError(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{
+		AddSource: true,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey:
+				return slog.Attr{}
+			case slog.SourceKey:
+				return slog.String("source", filepath.Base(a.Value.Any().(*slog.Source).File))
+			}
+			return a
+		},
+	}))
+	ctx := context.Background()
+	errcode.LogFallbackError(ctx, logger, nil, "fallback failed", slog.String("route", "/a"))
+	errcode.LogFallbackError(ctx, logger, errors.New("cache miss"), "fallback failed", slog.String("route", "/a"))
+	errcode.LogFallbackError(ctx, logger, fmt.Errorf("%w: bug", errcode.ErrFallbackPanicked), "fallback failed",
+		slog.String("route", "/b"), slog.Int("n", 2))
+	want := `{"level":"WARN","source":"fallback_test.go","msg":"fallback failed","route":"/a","error":"cache miss"}` + "\n" +
+		`{"level":"ERROR","source":"fallback_test.go","msg":"fallback failed","route":"/b","n":2,"error":"errcode: fallback panicked: bug"}` + "\n"
+	if buf.String() != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", &buf, want)
+	}
+
+	buf.Reset()
+	quiet := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelError}))
+	errcode.LogFallbackError(ctx, quiet, errors.New("cache miss"), "fallback failed")
+	if buf.Len() != 0 {
+		t.Fatalf("a WARN line got past an ERROR logger: %s", &buf)
+	}
 }

@@ -346,13 +346,7 @@ func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.Block
 	}
 	if fb != nil {
 		answered, err := errcode.RunFallback(c, fb, cause)
-		if err != nil {
-			level := slog.LevelWarn
-			if errors.Is(err, errcode.ErrFallbackPanicked) {
-				level = slog.LevelError
-			}
-			f.logger.Log(ctx, level, "sentinel fallback failed", "resource", resource, "error", err.Error())
-		}
+		errcode.LogFallbackError(ctx, f.logger, err, "sentinel fallback failed", slog.String("resource", resource))
 		if answered {
 			return
 		}

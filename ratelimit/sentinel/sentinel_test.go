@@ -1,8 +1,10 @@
 package sentinel_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,6 +219,31 @@ func TestFallbackAndBlockHandler(t *testing.T) {
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"degraded":true`) {
 		t.Fatalf("fallback: %d %s", w.Code, w.Body)
 	}
+}
+
+// A fallback that fails leaves the envelope and is logged: WARN for an
+// error, ERROR for a panic.
+func TestFallbackFailureLogged(t *testing.T) {
+	load(t, `flow: [{resource: "GET:/orders/:id", threshold: 1}]`)
+	var logs bytes.Buffer
+	r := newEngine(t, sentinel.WithLogger(logging.New(&logs, nil)), sentinel.WithFallback("/orders/:id", func(c *gin.Context, _ error) error {
+		switch c.Param("id") {
+		case "broken":
+			return errors.New("cache miss")
+		case "panics":
+			panic("fallback bug")
+		}
+		return nil // writes nothing, fails not: the envelope, no log line
+	}))
+	get(r, "/orders/1") // spends the budget, or is blocked already
+	for _, id := range []string{"broken", "panics"} {
+		if w := get(r, "/orders/"+id); w.Code != 429 {
+			t.Fatalf("failed fallback (%s) should leave the envelope: %d %s", id, w.Code, w.Body)
+		}
+	}
+	testenv.WantLogLines(t, logs.String(), "fallback failed",
+		`{"level":"WARN","msg":"sentinel fallback failed","resource":"GET:/orders/:id","error":"cache miss"}`,
+		`{"level":"ERROR","msg":"sentinel fallback failed","resource":"GET:/orders/:id","error":"errcode: fallback panicked: fallback bug"}`)
 }
 
 // An invalid rule set is rejected as a whole and changes nothing.
