@@ -48,7 +48,7 @@ func (g *gate) release() {
 
 // open reports whether a write may go through, latching the expiry.
 func (g *gate) open() bool {
-	if g.ResponseWriter.Written() {
+	if g.Written() {
 		return true
 	}
 	if g.expired {
@@ -64,7 +64,7 @@ func (g *gate) open() bool {
 // dropAddedHeaders deletes the header fields the handler added, so that
 // none of them (Content-Length, Set-Cookie, …) rides on the 504.
 func (g *gate) dropAddedHeaders() {
-	h := g.ResponseWriter.Header()
+	h := g.Header()
 	for k := range h {
 		if !slices.Contains(g.keys, k) {
 			delete(h, k)
