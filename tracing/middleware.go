@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
@@ -256,6 +257,18 @@ var knownMethods = map[string]bool{
 	http.MethodConnect: true, http.MethodOptions: true, http.MethodTrace: true,
 }
 
+// spanMethod is the method as a span name carries it: upper case, and
+// HTTP for a method outside the standard ones (as otelgin names spans).
+func spanMethod(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	if up := strings.ToUpper(m); knownMethods[up] {
+		return up
+	}
+	return "HTTP"
+}
+
 // maxSpanNames bounds the cache of span names (method × route).
 const maxSpanNames = 4096
 
@@ -266,10 +279,7 @@ type routeKey struct{ method, route string }
 type spanNames struct{ cowmap.Map[routeKey, string] }
 
 func (n *spanNames) name(c *gin.Context) string {
-	method := c.Request.Method
-	if !knownMethods[method] {
-		method = "HTTP"
-	}
+	method := spanMethod(c.Request.Method)
 	route := c.FullPath()
 	if route == "" {
 		return method
