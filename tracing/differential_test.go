@@ -335,6 +335,14 @@ func TestSpansMatchOtelgin(t *testing.T) {
 			kit := middleware(t, server, tracing.WithProvider(pk), tracing.WithResponseHeader(tracing.DefaultResponseHeader))
 			return diffSide{diffRoutes(ref), rr}, diffSide{diffRoutes(kit), rk}
 		}},
+		{"WithProvider+WithOtelgin", func(t *testing.T, server string) (diffSide, diffSide) {
+			pr, rr := newRecorded(t)
+			pk, rk := newRecorded(t)
+			ref := otelgin.Middleware(server, otelgin.WithTracerProvider(pr.TracerProvider()),
+				otelgin.WithPropagators(pr.Propagator()), otelgin.WithMeterProvider(noop.NewMeterProvider()))
+			kit := middleware(t, server, tracing.WithProvider(pk), tracing.WithOtelgin())
+			return diffSide{diffRoutes(ref), rr}, diffSide{diffRoutes(kit), rk}
+		}},
 		{"WithOTel", func(t *testing.T, server string) (diffSide, diffSide) {
 			side := func() (tp0 sdktraceTP, rec *tracetest.SpanRecorder) {
 				rec = tracetest.NewSpanRecorder()

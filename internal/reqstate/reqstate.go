@@ -33,6 +33,10 @@ type Info struct {
 	// PanicStack is the stack at the panic site, captured by the first
 	// middleware that sees a panic pass, so that Recovery logs the real one.
 	PanicStack []byte
+
+	// clientIP is c.ClientIP(), once computed (see ClientIP).
+	clientIP    string
+	clientIPSet bool
 }
 
 type key struct{}
@@ -68,6 +72,20 @@ func Ensure(c *gin.Context) *Info {
 	n := &node{Context: ctx}
 	c.Request = c.Request.WithContext(n)
 	return &n.info
+}
+
+// ClientIP returns c.ClientIP(). A request with an Info computes it once
+// (Gin parses the address and proxy headers and allocates the string each
+// call), so the middlewares that record it share one value.
+func ClientIP(c *gin.Context) string {
+	info := From(c.Request.Context())
+	if info == nil {
+		return c.ClientIP()
+	}
+	if !info.clientIPSet {
+		info.clientIP, info.clientIPSet = c.ClientIP(), true
+	}
+	return info.clientIP
 }
 
 // NewContext returns ctx carrying i (for code that has no gin.Context).
