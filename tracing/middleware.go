@@ -26,6 +26,7 @@ type Server struct {
 	skip    reqinfo.PathSet
 	prop    propagation.TextMapPropagator
 	sampler sdktrace.Sampler // nil: the tracer provider's sampler decides
+	w3cProp bool             // prop is the Provider's default propagator
 	header  string
 	names   spanNames
 	path    spanPath        // the kit's own span path
@@ -66,6 +67,7 @@ func newServer(server string, cfg serverConfig) *Server {
 	s.names.Limit = maxSpanNames
 	if cfg.provider != nil {
 		s.sampler = cfg.provider.sampler
+		s.w3cProp = cfg.provider.w3cProp
 	}
 	if !cfg.otelgin {
 		s.path = newSpanPath(cfg.tp, server)
@@ -113,7 +115,10 @@ func (s *Server) handle(c *gin.Context) {
 		c.Next()
 		return
 	}
-	ctx := s.prop.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+	ctx := c.Request.Context()
+	if !s.w3cProp || hasW3CHeaders(c.Request.Header) {
+		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(c.Request.Header))
+	}
 	var preset trace.TraceID
 	if s.sampler != nil {
 		psc := trace.SpanContextFromContext(ctx)
@@ -155,6 +160,19 @@ func (s *Server) handle(c *gin.Context) {
 		}
 	}()
 	s.otel(c)
+}
+
+// hasW3CHeaders reports whether h has a header the default propagator
+// reads (tracestate is read only with a traceparent). Without one, its
+// Extract returns the context it is given, after canonicalising the
+// lower-case names it looks up, which allocates.
+func hasW3CHeaders(h http.Header) bool {
+	if len(h) == 0 {
+		return false
+	}
+	_, tp := h["Traceparent"]
+	_, bg := h["Baggage"]
+	return tp || bg
 }
 
 // stateKey finds a request's serverState in its context.

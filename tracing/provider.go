@@ -172,6 +172,7 @@ func newConfig(service string, opts []Option) (config, error) {
 type Provider struct {
 	tp      *sdktrace.TracerProvider
 	prop    propagation.TextMapPropagator
+	w3cProp bool // prop is the default: W3C tracecontext and baggage
 	sampler sdktrace.Sampler
 	ratio   float64
 	service string
@@ -221,6 +222,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Provider, error)
 	p := &Provider{
 		tp:      sdktrace.NewTracerProvider(tpOpts...),
 		prop:    cfg.prop,
+		w3cProp: !cfg.propSet,
 		sampler: sampler,
 		ratio:   cfg.ratio,
 		service: service,

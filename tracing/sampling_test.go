@@ -1,12 +1,14 @@
 package tracing_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -159,5 +161,27 @@ func TestChildSpansFollowDecision(t *testing.T) {
 	if len(spans) != 2 || spans[0].Name() != "query" || spans[1].Name() != "GET /work" ||
 		spans[0].Parent().SpanID() != spans[1].SpanContext().SpanID() {
 		t.Fatalf("spans %v", spans)
+	}
+}
+
+// renamedParent is a propagator that reads the W3C traceparent from
+// another header, X-Parent.
+type renamedParent struct{ propagation.TraceContext }
+
+func (p renamedParent) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	return p.TraceContext.Extract(ctx, propagation.MapCarrier{"traceparent": carrier.Get("X-Parent")})
+}
+
+// A propagator of one's own is always asked, even when the request has
+// none of the W3C headers that the default one reads.
+func TestOwnPropagatorExtracts(t *testing.T) {
+	p, rec := newRecorded(t, tracing.WithSampleRatio(0), tracing.WithPropagator(renamedParent{}))
+	s := newServer(p.Middleware())
+	info, _ := ctxInfo(t, s, http.Header{"X-Parent": {"00-" + parentTrace + "-" + parentSpan + "-01"}})
+	if !info.Sampled || info.TraceID != parentTrace {
+		t.Fatalf("context %+v", info)
+	}
+	if sp := onlySpan(t, rec); sp.Parent().SpanID().String() != parentSpan {
+		t.Fatalf("parent %v", sp.Parent())
 	}
 }
