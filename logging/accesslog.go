@@ -230,7 +230,7 @@ func (a *AccessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.
 		slog.Int("status", status),
 		slog.Float64("latency", latency.Seconds()),
 		slog.Int("bytes", size),
-		slog.String("client_ip", c.ClientIP()),
+		slog.String("client_ip", reqstate.ClientIP(c)),
 		slog.String("user_agent", c.Request.UserAgent()),
 		slog.String("request_id", info.RequestID),
 	)
@@ -290,7 +290,7 @@ func (a *AccessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(size), 10)
 	b = appendJSONKey(b, "client_ip")
-	b = appendJSONString(b, c.ClientIP())
+	b = appendJSONString(b, reqstate.ClientIP(c))
 	b = appendJSONKey(b, "user_agent")
 	b = appendJSONString(b, c.Request.UserAgent())
 	b = appendJSONKey(b, "request_id")

@@ -54,6 +54,13 @@ func ClassifyPanic(p any) PanicKind { return reqstate.ClassifyPanic(p) }
 // written, or [StatusClientClosedRequest].
 func ObservePanic(c *gin.Context, p any) int { return reqstate.ObservePanic(c, p) }
 
+// ClientIP returns c.ClientIP(), computed once per request once the kit's
+// RequestID, AccessLog or tracing middleware has attached its state to the
+// request (Gin parses the address and proxy headers and allocates the
+// result on each call): the access log, the server span and IP-keyed
+// limits then share one value.
+func ClientIP(c *gin.Context) string { return reqstate.ClientIP(c) }
+
 // ValidHeaderName reports whether s is a valid HTTP header field name (an
 // RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~).
 func ValidHeaderName(s string) bool {

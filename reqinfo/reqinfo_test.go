@@ -47,3 +47,19 @@ func TestClassifyPanic(t *testing.T) {
 		t.Errorf("string panic: kind %v; want PanicServerError", k)
 	}
 }
+
+// ClientIP is Gin's client IP, once per request with the kit's state.
+func TestClientIP(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest(http.MethodGet, "/", nil)
+	c.Request.Header.Set("X-Forwarded-For", "203.0.113.7")
+	if got := reqinfo.ClientIP(c); got != "203.0.113.7" || got != c.ClientIP() {
+		t.Fatalf("ClientIP %q; Gin's %q", got, c.ClientIP())
+	}
+	reqinfo.ObservePanic(c, "x") // attaches the kit's state
+	first := reqinfo.ClientIP(c)
+	c.Request.Header.Set("X-Forwarded-For", "198.51.100.1")
+	if got := reqinfo.ClientIP(c); got != first {
+		t.Fatalf("ClientIP %q after %q: not shared", got, first)
+	}
+}

@@ -67,3 +67,30 @@ func TestClassifyPanic(t *testing.T) {
 		}
 	}
 }
+
+// ClientIP is Gin's, computed once for a request with an Info and on
+// every call for one without.
+func TestClientIPComputedOnce(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("GET", "/", nil)
+	c.Request.Header.Set("X-Forwarded-For", "203.0.113.7, 10.0.0.1")
+	want := c.ClientIP()
+	if got := ClientIP(c); got != want || want != "203.0.113.7" {
+		t.Fatalf("ClientIP without Info %q; Gin's %q", got, want)
+	}
+	c.Request.Header.Set("X-Forwarded-For", "198.51.100.1")
+	if got := ClientIP(c); got != "198.51.100.1" {
+		t.Fatalf("ClientIP without Info %q: not recomputed", got)
+	}
+	Ensure(c)
+	if got := ClientIP(c); got != "198.51.100.1" {
+		t.Fatalf("ClientIP %q", got)
+	}
+	c.Request.Header.Set("X-Forwarded-For", "192.0.2.99")
+	if got := ClientIP(c); got != "198.51.100.1" {
+		t.Fatalf("ClientIP %q: recomputed for a request with an Info", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { ClientIP(c) }); n != 0 {
+		t.Fatalf("%v allocations a call once computed", n)
+	}
+}
