@@ -31,7 +31,10 @@ import (
 // otelgin (the reference, at the version go.mod pins) and through the kit's
 // server middleware, each on its own tracer provider with an in-memory
 // recorder, and the exported spans must be equal field by field
-// (timestamps and IDs aside). The kit deviates from otelgin on purpose in
+// (timestamps and IDs aside). The kit's side runs its own span path with a
+// Provider (sampling decided before the span) and with another provider
+// (WithOTel: the SDK's sampler decides), and otelgin itself (WithOtelgin),
+// each with three server names ("", a host, a host and port). The kit deviates from otelgin on purpose in
 // two places only, and the test applies exactly these to the reference:
 //
 //   - a 4xx response is never an error, even with errors in c.Errors
