@@ -59,6 +59,16 @@ func BenchmarkTracing(b *testing.B) {
 	}
 }
 
+// BenchmarkTracingWithOtelgin is the kit's middleware through otelgin
+// (WithOtelgin), the path before the kit's own span path, for the ratio.
+func BenchmarkTracingWithOtelgin(b *testing.B) {
+	for _, r := range ratios {
+		b.Run(r.name, func(b *testing.B) {
+			benchping.Run(b, middleware(b, "", tracing.WithProvider(benchProvider(b, r.ratio)), tracing.WithOtelgin()))
+		})
+	}
+}
+
 // BenchmarkTracingSkipped is a skipped path (/ping here).
 func BenchmarkTracingSkipped(b *testing.B) {
 	benchping.Run(b, middleware(b, "", tracing.WithProvider(benchProvider(b, 1)), tracing.WithSkipPaths("/ping")))
