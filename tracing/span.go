@@ -139,7 +139,7 @@ func (s *Server) end(c *gin.Context, st *serverState, span trace.Span) {
 			span.SetStatus(codes.Error, c.Errors.String())
 		}
 		for _, e := range c.Errors {
-			span.RecordError(e.Err) //nolint:forbidigo // the event otelgin records
+			span.RecordError(e.Err) // the exception event otelgin records
 		}
 	}
 	span.End()
