@@ -356,6 +356,7 @@ func TestMiddlewareWithNoopGlobal(t *testing.T) {
 func TestOptionTypes(t *testing.T) {
 	for name, o := range map[string]tracing.ServerOption{
 		"WithSkipPaths": tracing.WithSkipPaths("/healthz"), "WithResponseHeader": tracing.WithResponseHeader("X"),
+		"WithOtelgin": tracing.WithOtelgin(),
 	} {
 		if _, ok := o.(tracing.TransportOption); ok {
 			t.Errorf("%s is a TransportOption", name)

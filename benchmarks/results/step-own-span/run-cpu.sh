@@ -1,4 +1,11 @@
 #!/bin/bash
+# How results/step-own-span was measured. In one directory: bench.old and
+# tracing.old are `go test -c` of benchmarks/ and tracing/ at the commit
+# before the step, bench.new and tracing.new at the step. First
+# `CAL=1 ROUNDS=2 ./run-cpu.sh` (start-up CPU, into cal.txt), then
+# `N=100000 ROUNDS=6 ./run-cpu.sh` (into cpu.txt); analyze.py . prints the
+# medians and ratios. Columns of cpu.txt: binary, case, user s, sys s,
+# ns/op, B/op, allocs/op.
 # Interleaved old/new rounds; each case in its own process with a fixed
 # iteration count, recording wall ns/op (Go's) and process CPU ns/op.
 cd /tmp/span-bench
