@@ -54,6 +54,7 @@ func populated(t *testing.T) *prometheus.Registry {
 	health := gov.RedisHealthHook("api")
 	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisDown, Rule: "api", Err: errors.New("connection refused")})
 	health(ctx, ratelimit.Event{Kind: ratelimit.EventRedisUp, Rule: "api", DownFor: time.Second})
+	health(ctx, ratelimit.Event{Kind: ratelimit.EventInstances, Rule: "api", Instances: 4})
 	gov.OnSentinelBlock(ctx, "GET:/orders/:id", "flow")
 	gov.OnBreakerChange(ctx, circuitbreaker.Event{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
 	gov.OnDeadline(ctx, deadline.Event{Method: "GET", Route: "/orders/:id", Timeout: time.Second, Elapsed: time.Second})

@@ -54,6 +54,10 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //   - gingov_ratelimit_fallback_activations_total{limiter}: times the
 //     failure policy took over from Redis (once per Redis-backed rule of
 //     the limiter per outage).
+//   - gingov_ratelimit_instances{limiter, rule}: the fleet size a
+//     Redis-backed rule last saw in its membership refresh (the instances
+//     sharing its buckets; FailLocal divides the rate by it during an
+//     outage). A rule's series appears at its first refresh.
 //   - gingov_sentinel_blocks_total{resource, block_type}: requests blocked
 //     by Sentinel, by resource ("GET:/orders/:id") and block type ("flow",
 //     "hotspot", "system", "isolation", "circuit_breaking").
@@ -82,6 +86,7 @@ type Governance struct {
 	redisUp      *prometheus.GaugeVec
 	healthChange *prometheus.CounterVec
 	fallbacks    *prometheus.CounterVec
+	instances    *prometheus.GaugeVec
 	blocks       *prometheus.CounterVec
 	breakerState *prometheus.GaugeVec
 	transitions  *prometheus.CounterVec
@@ -135,6 +140,8 @@ func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Govern
 			"Rate-limiter Redis health changes, by limiter and state entered (up, down).", "limiter", "state"),
 		fallbacks: counter("ratelimit_fallback_activations_total",
 			"Times the rate limiter's failure policy took over from an unreachable Redis, by limiter.", "limiter"),
+		instances: gauge("ratelimit_instances",
+			"Instances sharing a Redis-backed rule's buckets, as last seen in Redis, by limiter and rule.", "limiter", "rule"),
 		blocks: counter("sentinel_blocks_total",
 			"Requests blocked by Sentinel, by resource and block type.", "resource", "block_type"),
 		breakerState: gauge("circuitbreaker_state",
@@ -151,7 +158,7 @@ func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Govern
 	}
 	g.decisionSeries.Limit = maxCachedSeries
 	if err := register(reg, g.decisions, g.redisLatency, g.redisUp, g.healthChange, g.fallbacks,
-		g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents, g.deadlines); err != nil {
+		g.instances, g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents, g.deadlines); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -200,8 +207,10 @@ func (g *Governance) newDecisionSeries(k decisionKey) *decisionSeries {
 // that has a Redis: the limiter's Redis series (gingov_ratelimit_redis_up,
 // its health changes and fallback activations) appear when it is called,
 // redis_up at 1 (a limiter starts healthy), then follow its
-// ratelimit.EventRedisDown and EventRedisUp events (others are ignored). A
-// Governance no Redis limiter reported to exports none of them.
+// ratelimit.EventRedisDown and EventRedisUp events;
+// gingov_ratelimit_instances follows its ratelimit.EventInstances (others
+// are ignored). A Governance no Redis limiter reported to exports none of
+// them.
 func (g *Governance) RedisHealthHook(limiter string) func(context.Context, ratelimit.Event) {
 	s := g.redisLimiter(limiter)
 	if s == nil {
@@ -216,6 +225,10 @@ func (g *Governance) RedisHealthHook(limiter string) func(context.Context, ratel
 			s.up.Set(0)
 			s.downChanges.Inc()
 			s.fallbacks.Inc()
+		case ratelimit.EventInstances:
+			if gv, err := g.instances.GetMetricWithLabelValues(limiter, e.Rule); err == nil {
+				gv.Set(float64(e.Instances))
+			}
 		}
 	}
 }

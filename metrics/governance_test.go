@@ -170,6 +170,14 @@ func TestRedisLimiterHealth(t *testing.T) {
 	if c := sampleCount(t, reg, "shop_gingov_ratelimit_redis_duration_seconds"); c != 10 {
 		t.Fatalf("redis latency observations = %d, want 10", c)
 	}
+	// The rule's membership refresh (in the background) reports one instance.
+	for wait := time.Now().Add(5 * time.Second); testutil.CollectAndCount(reg, "shop_gingov_ratelimit_instances") == 0 && time.Now().Before(wait); {
+		serve(1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := value(t, reg, "shop_gingov_ratelimit_instances", "orders", "api"); v != 1 {
+		t.Fatalf("instances = %v, want 1", v)
+	}
 
 	srv.Stop()
 	serve(10)

@@ -20,6 +20,11 @@ const (
 	// EventRedisUp is Redis answering again (WithOnHealthChange): Rule and
 	// DownFor are set.
 	EventRedisUp
+	// EventInstances is a Redis-backed limiter seeing a new fleet size in
+	// its membership refresh (WithOnHealthChange): Rule and Instances are
+	// set. It comes from the limiter's refresh goroutine, with a background
+	// context.
+	EventInstances
 )
 
 func (k EventKind) String() string {
@@ -30,6 +35,8 @@ func (k EventKind) String() string {
 		return "redis_down"
 	case EventRedisUp:
 		return "redis_up"
+	case EventInstances:
+		return "instances"
 	}
 	return "unknown"
 }
@@ -46,6 +53,10 @@ type Event struct {
 	// Policy is the failure policy that answers while Redis is down
 	// (EventRedisDown).
 	Policy FailurePolicy
+	// Instances is the fleet size: the instances sharing the limiter's
+	// buckets seen by its membership refresh (EventInstances), or the count
+	// FailLocal divides the rate by (EventRedisDown, under FailLocal).
+	Instances int
 	// Err is why Redis is taken as down (EventRedisDown).
 	Err error
 	// DownFor is how long Redis was down (EventRedisUp).

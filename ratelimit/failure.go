@@ -13,15 +13,6 @@ type FailurePolicy struct {
 	fn    func() int // FailLocalFunc's
 }
 
-// instances is the instance count to divide the rate by (>= 1).
-func (p FailurePolicy) instances() int {
-	n := p.fixed
-	if p.fn != nil {
-		n = p.fn()
-	}
-	return max(1, n)
-}
-
 type failKind uint8
 
 const (
@@ -39,16 +30,20 @@ var (
 	FailClosed = FailurePolicy{kind: failClosed}
 )
 
-// FailLocal limits each instance locally to rate/instances (rounded down,
-// at least 1) while Redis is unreachable, so that the fleet as a whole keeps
-// about the configured rate. instances must be >= 1.
+// FailLocal limits each instance locally to rate/N and burst/N (rounded
+// down, at least 1) while Redis is unreachable, so that the fleet as a
+// whole keeps about the configured rate. N is the larger of instances and
+// the fleet size the limiter last saw in Redis ([Redis.Instances]): with
+// membership on (the default), FailLocal(1) divides by the live fleet
+// without a registry. instances must be >= 1.
 func FailLocal(instances int) FailurePolicy {
 	return FailurePolicy{kind: failLocal, fixed: instances}
 }
 
 // FailLocalFunc is FailLocal with the instance count asked for when needed
-// (for example, the live count from the service registry). Counts below 1
-// are taken as 1.
+// (for example, the live count from the service registry). The function's
+// count is used as it is, instead of the fleet size seen in Redis; counts
+// below 1 are taken as 1.
 func FailLocalFunc(instances func() int) FailurePolicy {
 	return FailurePolicy{kind: failLocal, fn: instances, fixed: -1}
 }
@@ -94,7 +89,7 @@ func (r *Redis) fail(key string, n int) Decision {
 // localFallback returns the local limiter at rate/instances, rebuilt when
 // the instance count changes.
 func (r *Redis) localFallback() *Local {
-	n := r.cfg.policy.instances()
+	n := r.fallbackInstances()
 	if f := r.fallback.Load(); f != nil && f.instances == n {
 		return f.Local
 	}

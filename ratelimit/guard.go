@@ -102,6 +102,7 @@ type Guard struct {
 type guardRule struct {
 	Rule
 	limiter  Limiter
+	redis    *Redis // the limiter when Redis-backed, else nil
 	closed   bool   // FailClosed: fallback denials are 503
 	ietfName string // the rule name as a structured-field string
 }
@@ -133,9 +134,10 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
 					return nil, fmt.Errorf("ratelimit: rule %q: WithLease: %w", r.Name, err)
 				}
 			}
-			if gr.limiter, err = newRedis(rdb, r.Name, r.Rate, rc); err != nil {
+			if gr.redis, err = newRedis(rdb, r.Name, r.Rate, rc); err != nil {
 				return nil, fmt.Errorf("%w (rule %q)", err, r.Name) // the error already names the package
 			}
+			gr.limiter = gr.redis
 		}
 		g.rules = append(g.rules, gr)
 		g.policy = append(g.policy, gr.ietfName+";q="+strconv.Itoa(r.Rate.Limit)+";w="+
@@ -181,6 +183,9 @@ func (g *Guard) Middleware() gin.HandlerFunc {
 			r := &g.rules[i]
 			key, ok := r.Key(c)
 			if !ok {
+				if r.redis != nil { // the instance serves: it counts in the rule's fleet
+					r.redis.touchFleet()
+				}
 				continue
 			}
 			var start time.Time

@@ -28,6 +28,19 @@ import (
 // answers; one decision per probe interval tries Redis again, so recovery
 // is automatic. The limiter can be created while Redis is down.
 //
+// While Redis answers, each limiter also keeps a membership entry in Redis
+// (see Instances and WithMembership), so that every instance knows how many
+// share its buckets: FailLocal divides the rate by that fleet size during
+// an outage, with no service registry. The bound this gives: with N
+// instances sharing a rule of limit L per period and burst B, an outage of
+// length T admits at most N × (B/N + L/N × T/period) = B + L × T/period
+// across the fleet (each instance's local bucket starts full), on top of
+// what the Redis bucket admitted before the outage — at most one burst
+// more than the ideal for the whole run, not N times the rate. The count
+// is the last one seen before the outage: an instance that joins during it
+// is not counted, and one that leaves during it still is (which admits
+// less, not more).
+//
 // The files of the type: redis_options.go (settings and defaults),
 // redis_scripts.go (the Lua scripts), failure.go (the failure policy),
 // redis_health.go (outage detection and probing), redis_deadline.go (the
@@ -49,6 +62,7 @@ type Redis struct {
 	health   health
 	lease    *leaser
 	coalesce *coalescer
+	fleet    *fleet
 
 	fallbackMu sync.Mutex
 	fallback   atomic.Pointer[fallbackLimiter]
@@ -100,6 +114,7 @@ func newRedis(rdb redis.UniversalClient, name string, rate Rate, cfg redisConfig
 		deadline: sharedDeadline{d: cfg.deadline, clock: cfg.clock},
 	}
 	r.health.clock = cfg.clock
+	r.fleet = newFleet(cfg.prefix, name, cfg)
 	if !cfg.noCoalesce {
 		r.coalesce = newCoalescer()
 	}
@@ -155,6 +170,7 @@ func (r *Redis) AllowN(ctx context.Context, key string, n int) (Decision, error)
 	if r.closed.Load() {
 		return r.fail(key, n), nil
 	}
+	r.touchFleet()
 	rkey := r.prefix + safeKey(key) + "}"
 	switch {
 	case r.lease != nil:

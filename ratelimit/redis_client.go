@@ -6,10 +6,16 @@ type clientBox struct{ c redis.UniversalClient }
 
 func (r *Redis) rdb() redis.UniversalClient { return r.client.Load().c }
 
-// Close releases the connections the limiter opened (none when it uses the
+// Close removes the instance from the limiter's membership in Redis (one
+// round trip, bounded by the deadline, skipped while Redis is down) and
+// releases the connections the limiter opened (none when it uses the
 // caller's client as it is). Decisions after Close take the failure policy.
 func (r *Redis) Close() error {
-	if !r.closed.CompareAndSwap(false, true) || r.factory == nil {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	r.closeFleet()
+	if r.factory == nil {
 		return nil
 	}
 	return r.client.Load().c.Close()

@@ -11,10 +11,14 @@ import (
 func (r *Redis) markDown(ctx context.Context, err error) {
 	defer r.renewClient()
 	if r.health.down.CompareAndSwap(0, r.cfg.clock().UnixNano()) {
+		var n int
+		if r.cfg.policy.kind == failLocal || r.cfg.policy.kind == failDefault {
+			n = r.fallbackInstances()
+		}
 		r.cfg.logger.WarnContext(ctx, "rate limiter: Redis unreachable, failure policy answers",
-			"limiter", r.name, "policy", r.cfg.policy.String(), "error", err.Error())
+			"limiter", r.name, "policy", r.cfg.policy.String(), "instances", n, "error", err.Error())
 		if r.cfg.onHealth != nil {
-			r.cfg.onHealth(ctx, Event{Kind: EventRedisDown, Rule: r.name, Policy: r.cfg.policy, Err: err})
+			r.cfg.onHealth(ctx, Event{Kind: EventRedisDown, Rule: r.name, Policy: r.cfg.policy, Instances: n, Err: err})
 		}
 	}
 	r.health.nextProbe.Store(r.cfg.clock().Add(r.cfg.probeInterval).UnixNano())

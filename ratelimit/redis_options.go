@@ -40,6 +40,7 @@ type redisConfig struct {
 	maxKeys       int
 	clock         func() time.Time // time.Now; tests skew it
 	noCoalesce    bool
+	noMembership  bool
 	asIs          bool
 }
 
@@ -112,9 +113,11 @@ func WithLogger(l *slog.Logger) RedisGuardOption { return func(c *redisConfig) {
 
 // WithOnHealthChange calls fn when Redis becomes unreachable
 // ([EventRedisDown]) and when it answers again ([EventRedisUp]), once per
-// Redis-backed limiter (in a Guard: per rule). fn runs on the goroutine of
-// the decision that saw the change, with that request's context, and must
-// not block. metrics.Governance.RedisHealthHook fits. A nil fn is an error.
+// Redis-backed limiter (in a Guard: per rule), and when the limiter's
+// membership refresh sees a new fleet size ([EventInstances]). fn runs on
+// the goroutine of the decision that saw the change, with that request's
+// context (EventInstances: on the refresh goroutine, with a background
+// context), and must not block. metrics.Governance.RedisHealthHook fits. A nil fn is an error.
 func WithOnHealthChange(fn func(ctx context.Context, e Event)) RedisGuardOption {
 	return func(c *redisConfig) { c.onHealth, c.nilOnHealth = fn, fn == nil }
 }
@@ -132,8 +135,20 @@ func WithCoalescing(on bool) RedisGuardOption {
 	return func(c *redisConfig) { c.noCoalesce = !on }
 }
 
+// WithMembership sets whether the limiter keeps a membership entry in
+// Redis (default true): a sorted set per key prefix and limiter name, one
+// member per instance, refreshed in the background at most every probe
+// interval / [MembershipRefreshFraction] while decisions are made and
+// Redis answers, pruned after [MembershipTTLProbes] probe intervals. It
+// gives [Redis.Instances], the fleet size FailLocal divides the rate by
+// during an outage. Off, FailLocal divides by its own count only.
+func WithMembership(on bool) RedisGuardOption {
+	return func(c *redisConfig) { c.noMembership = !on }
+}
+
 // WithFailurePolicy sets what answers while Redis is unreachable (default
-// FailLocal(1): each instance limits locally at the full rate). In a
+// FailLocal(1): each instance limits locally at rate/N, N the fleet size
+// last seen in Redis, see [WithMembership]). In a
 // Guard, each rule carries its own (Rule.WithFailurePolicy).
 func WithFailurePolicy(p FailurePolicy) RedisOption {
 	return redisOption(func(c *redisConfig) { c.policy = p })
