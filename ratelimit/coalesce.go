@@ -114,6 +114,9 @@ func (r *Redis) runBatch(ctx context.Context, rkey, key string, batch []*waiter)
 		return
 	}
 	r.markUp(ctx)
+	if taken < len(batch) {
+		r.noteDenied(key)
+	}
 	interval := r.rate.intervalNanos() / 1e3 // µs
 	burst := r.rate.burst()
 	left := max(0, int(math.Floor((float64(burst)*interval-us)/interval+1e-9)))

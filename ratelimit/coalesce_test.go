@@ -29,7 +29,8 @@ func TestHotKeyExactWithAndWithoutCoalescing(t *testing.T) {
 			ratelimit.WithCoalescing(coalesce), ratelimit.WithClientAsIs(), // as is: the hook counts
 			// Exactness is under test, not the deadline: a loaded machine
 			// under -race must not turn a slow round trip into a fallback.
-			ratelimit.WithDeadline(5*time.Second))
+			ratelimit.WithDeadline(5*time.Second),
+			ratelimit.WithMembership(false)) // only decisions' round trips
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,9 +81,64 @@ func (r *Redis) fail(key string, n int) Decision {
 		return Decision{Limit: r.rate.burst(), RetryAfter: r.cfg.probeInterval, Source: SourceFallback}
 	}
 	l := r.localFallback()
-	d := l.allowAt(key, n, int64(r.cfg.clock().Sub(l.epoch)))
+	floor := int64(0)
+	if at, ok := r.lastDenied(key); ok {
+		// Empty when Redis denied it: its share has refilled since.
+		floor = at - int64(l.epoch.Sub(r.epoch)) + l.capacity
+	}
+	d := l.allowAtFloor(key, n, int64(r.cfg.clock().Sub(l.epoch)), floor)
 	d.Source = SourceFallback
 	return d
+}
+
+// noteDenied records when Redis last denied key (under FailLocal), so that
+// the key's local bucket starts an outage as empty as Redis's was instead
+// of full: a key at its limit gets no extra burst from an outage.
+func (r *Redis) noteDenied(key string) {
+	if r.denied == nil {
+		return
+	}
+	now := int64(r.cfg.clock().Sub(r.epoch))
+	s := r.denied.Shard(key)
+	s.Lock()
+	if _, ok := s.M[key]; !ok && len(s.M) >= r.deniedPerShard {
+		evictDenied(s.M, now-int64(r.rate.burst())*r.rate.intervalInt())
+	}
+	s.M[key] = now
+	s.Unlock()
+}
+
+// lastDenied returns when (ns since r.epoch) Redis last denied key.
+func (r *Redis) lastDenied(key string) (int64, bool) {
+	if r.denied == nil {
+		return 0, false
+	}
+	s := r.denied.Shard(key)
+	s.Lock()
+	at, ok := s.M[key]
+	s.Unlock()
+	return at, ok
+}
+
+// evictDenied makes room: a denial before stale (whose bucket has refilled
+// since) goes first, else the oldest of a sample. Called with the shard
+// locked.
+func evictDenied(m map[string]int64, stale int64) {
+	const sample = 16
+	victim, oldest, seen := "", int64(0), 0
+	for k, at := range m {
+		if at < stale {
+			delete(m, k)
+			return
+		}
+		if seen == 0 || at < oldest {
+			victim, oldest = k, at
+		}
+		if seen++; seen == sample {
+			break
+		}
+	}
+	delete(m, victim)
 }
 
 // localFallback returns the local limiter at rate/instances, rebuilt when

@@ -204,3 +204,58 @@ func TestFleetOutageDividesByLastCount(t *testing.T) {
 		t.Errorf("events %+v: want an EventInstances of 4 and an EventRedisDown", events)
 	}
 }
+
+// A key Redis was denying when it died starts the outage with an empty
+// local bucket that refills at the local rate, not with a fresh burst; a
+// key Redis never denied gets its local burst. (Membership off and
+// FailLocal(2): the local bucket is 50 a minute with a burst of 50.)
+func TestOutageDeniedKeyStartsEmpty(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts []ratelimit.RedisOption
+	}{
+		{"sync", []ratelimit.RedisOption{ratelimit.WithCoalescing(false)}},
+		{"coalesced", nil},
+		{"lease", []ratelimit.RedisOption{ratelimit.WithLease(ratelimit.LeaseOptions{})}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			srv, rdb := newRedis(t)
+			opts := append([]ratelimit.RedisOption{ratelimit.WithMembership(false), ratelimit.WithFailurePolicy(ratelimit.FailLocal(2)),
+				ratelimit.WithDeadline(100 * time.Millisecond), ratelimit.WithLogger(testLogger(t))}, mode.opts...)
+			l, err := newLimiter(t, rdb, "hot", ratelimit.Rate{Limit: 100, Period: time.Minute, Burst: 100}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			count := func(key string, calls int, src ratelimit.Source) int {
+				allowed := 0
+				for range calls {
+					d, err := l.AllowN(ctx, key, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Allowed {
+						if d.Source != src && !(src == ratelimit.SourceRedis && d.Source == ratelimit.SourceLease) {
+							t.Fatalf("%s: allowed by %v, want %v", key, d.Source, src)
+						}
+						allowed++
+					}
+				}
+				return allowed
+			}
+			if n := count("hot", 150, ratelimit.SourceRedis); n != 100 {
+				t.Fatalf("Redis admitted %d of 150 for the hot key, want its burst 100", n)
+			}
+			srv.Kill()
+			// Past the time a lease's known denial lasts (0.6 s, one token
+			// of 100 a minute), and short of the local bucket's 1.2 s per token.
+			time.Sleep(700 * time.Millisecond)
+			if n := count("hot", 50, ratelimit.SourceFallback); n > 1 {
+				t.Errorf("the hot key got %d from the fallback at once, want none (its Redis bucket was empty)", n)
+			}
+			if n := count("cold", 80, ratelimit.SourceFallback); n != 50 {
+				t.Errorf("the cold key got %d of 80 from the fallback, want its local burst 50", n)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +283,8 @@ func TestRedisKeysAreSanitised(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Besides the buckets, the limiter's membership set may be there.
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "gingov:rl:{odd}:instances" })
 	if len(keys) != 5 {
 		t.Fatalf("keys %q", keys)
 	}

@@ -194,6 +194,7 @@ func (r *Redis) allowLease(ctx context.Context, rkey, key string, n int) Decisio
 	now = l.now()
 	e.fetchedAt, e.served = now, 0
 	if taken == 0 {
+		r.noteDenied(key)
 		e.tokens = 0
 		e.deniedUntil, e.deniedNeed = now+us*1e3, n
 		e.bucketLeft = 0

@@ -87,9 +87,16 @@ func (l *Local) AllowN(_ context.Context, key string, n int) (Decision, error) {
 }
 
 func (l *Local) allowAt(key string, n int, now int64) Decision {
+	return l.allowAtFloor(key, n, now, 0)
+}
+
+// allowAtFloor is allowAt for a bucket known to be no fuller than one
+// whose theoretical arrival time is floor (ns since the epoch).
+func (l *Local) allowAtFloor(key string, n int, now, floor int64) Decision {
 	s := l.buckets.Shard(key)
 	s.Lock()
 	tat, ok := s.M[key]
+	tat = max(tat, floor)
 	newTAT, o := gcra(tat, now, l.interval, l.capacity, n)
 	if o.allowed {
 		if !ok && len(s.M) >= l.perShard {

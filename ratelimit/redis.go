@@ -7,8 +7,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gingov/gingov/internal/shard"
 )
 
 // Redis is a distributed Limiter: one GCRA token bucket per key in Redis,
@@ -48,21 +51,24 @@ import (
 // (Redis key names), coalesce.go and lease.go (the two ways of sharing round
 // trips).
 type Redis struct {
-	client   atomic.Pointer[clientBox]
-	factory  func() redis.UniversalClient // nil: the caller's client is used as it is
-	closed   atomic.Bool
-	renewed  atomic.Int64 // unix ns of the last renewClient
-	name     string
-	rate     Rate
-	prefix   string
-	interval any // µs per token, for the scripts (boxed once, not per call)
-	capacity any // µs of burst
-	cfg      redisConfig
-	deadline sharedDeadline
-	health   health
-	lease    *leaser
-	coalesce *coalescer
-	fleet    *fleet
+	client         atomic.Pointer[clientBox]
+	factory        func() redis.UniversalClient // nil: the caller's client is used as it is
+	closed         atomic.Bool
+	renewed        atomic.Int64 // unix ns of the last renewClient
+	name           string
+	rate           Rate
+	prefix         string
+	interval       any // µs per token, for the scripts (boxed once, not per call)
+	capacity       any // µs of burst
+	cfg            redisConfig
+	deadline       sharedDeadline
+	health         health
+	lease          *leaser
+	coalesce       *coalescer
+	fleet          *fleet
+	epoch          time.Time
+	denied         *shard.Map[int64] // FailLocal: key -> ns since epoch of Redis's last denial
+	deniedPerShard int
 
 	fallbackMu sync.Mutex
 	fallback   atomic.Pointer[fallbackLimiter]
@@ -114,6 +120,11 @@ func newRedis(rdb redis.UniversalClient, name string, rate Rate, cfg redisConfig
 		deadline: sharedDeadline{d: cfg.deadline, clock: cfg.clock},
 	}
 	r.health.clock = cfg.clock
+	r.epoch = cfg.clock()
+	if k := cfg.policy.kind; k == failLocal || k == failDefault {
+		r.denied = shard.New[int64]()
+		r.deniedPerShard = shard.PerShard(cfg.maxKeys)
+	}
 	r.fleet = newFleet(cfg.prefix, name, cfg)
 	if !cfg.noCoalesce {
 		r.coalesce = newCoalescer()
@@ -201,6 +212,7 @@ func (r *Redis) allowOne(ctx context.Context, rkey, key string, n int) (Decision
 	if v > 0 {
 		return outcome{allowed: true, reset: float64(v)}.decision(r.rate, 1e3, SourceRedis), nil
 	}
+	r.noteDenied(key)
 	retry := float64(-v)
 	reset := retry + float64(r.rate.burst()-n)*r.rate.intervalNanos()/1e3
 	return outcome{retry: retry, reset: reset}.decision(r.rate, 1e3, SourceRedis), nil
