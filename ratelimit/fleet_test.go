@@ -259,3 +259,38 @@ func TestOutageDeniedKeyStartsEmpty(t *testing.T) {
 		})
 	}
 }
+
+// In a Guard, every Redis-backed rule keeps the instance's membership while
+// the Guard serves requests, also a rule that applies to none of them (so
+// that its count is right when the traffic it limits arrives during an
+// outage).
+func TestGuardRulesKeepMembership(t *testing.T) {
+	_, rdb := newRedis(t)
+	g := mustGuard(t, rdb, ratelimit.PerIP(100, time.Second),
+		ratelimit.PerHeader("X-Api-Key", 100, time.Second).WithName("by-key"),
+		ratelimit.WithProbeInterval(fleetProbe))
+	r := engine(t, g)
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		do(r, "/x") // no X-Api-Key: the second rule never applies
+		ip, _ := rdb.ZCard(ctx, "gingov:rl:{ip}:instances").Result()
+		key, _ := rdb.ZCard(ctx, "gingov:rl:{by-key}:instances").Result()
+		if ip == 1 && key == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members: ip %d, by-key %d; want 1 each", ip, key)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Close removes the instance from both.
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"gingov:rl:{ip}:instances", "gingov:rl:{by-key}:instances"} {
+		if n, err := rdb.ZCard(ctx, k).Result(); err != nil || n != 0 {
+			t.Errorf("%s after Close: %d members, %v; want none", k, n, err)
+		}
+	}
+}

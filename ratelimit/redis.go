@@ -36,13 +36,15 @@ import (
 // share its buckets: FailLocal divides the rate by that fleet size during
 // an outage, with no service registry. The bound this gives: with N
 // instances sharing a rule of limit L per period and burst B, an outage of
-// length T admits at most N × (B/N + L/N × T/period) = B + L × T/period
-// across the fleet (each instance's local bucket starts full), on top of
-// what the Redis bucket admitted before the outage — at most one burst
-// more than the ideal for the whole run, not N times the rate. The count
-// is the last one seen before the outage: an instance that joins during it
-// is not counted, and one that leaves during it still is (which admits
-// less, not more).
+// length T admits at most N × (L/N × T/period + B/N) = L × T/period + B
+// across the fleet (each instance at L/N, each local bucket's burst B/N),
+// on top of what the Redis bucket admitted before the outage — at most one
+// burst more than the ideal for the whole run, not N times the rate. A key
+// Redis was denying starts the outage with its local bucket as empty as
+// Redis's was (refilled at L/N since the denial), so for keys at their
+// limit the outage adds no burst. The count is the last one seen before
+// the outage: an instance that joins during it is not counted, and one
+// that leaves during it still is (which admits less, not more).
 //
 // The files of the type: redis_options.go (settings and defaults),
 // redis_scripts.go (the Lua scripts), failure.go (the failure policy),
