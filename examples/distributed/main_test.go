@@ -20,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if fleetChild() { // the test binary started as an instance of the fleet run
+		return
+	}
 	goleak.VerifyTestMain(m, testenv.NacosLeftovers()...)
 }
 
