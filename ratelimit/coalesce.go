@@ -99,7 +99,7 @@ func (r *Redis) runBatch(ctx context.Context, rkey, key string, batch []*waiter)
 		batch[0].d, _ = r.allowOne(context.WithoutCancel(ctx), rkey, key, 1) // never fails without a cancel
 		return
 	}
-	if !r.health.tryRedis(r.cfg.probeInterval) {
+	if !r.redisUp(ctx, rkey) {
 		for _, w := range batch {
 			w.d = r.fail(key, 1)
 		}

@@ -172,7 +172,7 @@ func (r *Redis) allowLease(ctx context.Context, rkey, key string, n int) Decisio
 		e.served += n
 		return r.leaseDecision(e, now, true, 0)
 	}
-	if !r.health.tryRedis(r.cfg.probeInterval) {
+	if !r.redisUp(ctx, rkey) {
 		return r.fail(key, n)
 	}
 	// Estimate demand from what was served since the last fetch.

@@ -460,3 +460,50 @@ func TestRecoveryAfterLongOutage(t *testing.T) {
 			took, ratelimit.DefaultProbeInterval)
 	}
 }
+
+// While Redis is down, no decision waits for it: the probes that look for
+// its recovery run in the background. With Redis hung (every call to it
+// would wait the whole deadline), after the decision that found it down,
+// 2 s of decisions — ten probe intervals — all answer in well under the
+// deadline; yet once Redis answers again, a probe sees it.
+func TestProbesDoNotHoldRequests(t *testing.T) {
+	srv, rdb := newRedis(t)
+	const deadline = 500 * time.Millisecond
+	l, err := newLimiter(t, rdb, "probe", ratelimit.PerSecond(1000), ratelimit.WithDeadline(deadline),
+		ratelimit.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if d, err := l.AllowN(ctx, "k", 1); err != nil || d.Source != ratelimit.SourceRedis {
+		t.Fatalf("Redis up: %+v, %v", d, err)
+	}
+	srv.Pause(t)
+	if d, _ := l.AllowN(ctx, "k", 1); d.Source != ratelimit.SourceFallback {
+		t.Fatalf("Redis hung: %+v, want the fallback after the deadline", d)
+	}
+	var worst time.Duration
+	calls := 0
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); calls++ {
+		start := time.Now()
+		d, err := l.AllowN(ctx, "k", 1)
+		worst = max(worst, time.Since(start))
+		if err != nil || d.Source != ratelimit.SourceFallback {
+			t.Fatalf("Redis hung: %+v, %v", d, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%d decisions with Redis hung, slowest %v (deadline %v)", calls, worst, deadline)
+	if worst >= deadline/2 {
+		t.Errorf("a decision took %v with Redis hung: it waited for a probe (deadline %v)", worst, deadline)
+	}
+	srv.Resume()
+	var d ratelimit.Decision
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && d.Source != ratelimit.SourceRedis; {
+		d, _ = l.AllowN(ctx, "k", 1)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d.Source != ratelimit.SourceRedis {
+		t.Fatalf("no decision from Redis within 3 s of it answering again: %+v", d)
+	}
+}

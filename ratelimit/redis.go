@@ -28,8 +28,9 @@ import (
 // work on hot keys (see WithCoalescing).
 //
 // While Redis fails or is slower than the deadline, the failure policy
-// answers; one decision per probe interval tries Redis again, so recovery
-// is automatic. The limiter can be created while Redis is down.
+// answers, at once; once per probe interval a background probe tries
+// Redis again, so recovery is automatic and no request waits for a probe.
+// The limiter can be created while Redis is down.
 //
 // While Redis answers, each limiter also keeps a membership entry in Redis
 // (see Instances and WithMembership), so that every instance knows how many
@@ -50,8 +51,8 @@ import (
 // redis_scripts.go (the Lua scripts), failure.go (the failure policy),
 // redis_health.go (outage detection and probing), redis_deadline.go (the
 // deadline of a call), redis_client.go (the limiter's own pool), redis_key.go
-// (Redis key names), coalesce.go and lease.go (the two ways of sharing round
-// trips).
+// (Redis key names), redis_fleet.go (membership: the fleet size), coalesce.go
+// and lease.go (the two ways of sharing round trips).
 type Redis struct {
 	client         atomic.Pointer[clientBox]
 	factory        func() redis.UniversalClient // nil: the caller's client is used as it is
@@ -68,6 +69,7 @@ type Redis struct {
 	lease          *leaser
 	coalesce       *coalescer
 	fleet          *fleet
+	bg             background
 	epoch          time.Time
 	denied         *shard.Map[int64] // FailLocal: key -> ns since epoch of Redis's last denial
 	deniedPerShard int
@@ -197,7 +199,7 @@ func (r *Redis) AllowN(ctx context.Context, key string, n int) (Decision, error)
 // allowOne decides n tokens in a round trip of the caller's own, bounded by
 // its context and the deadline.
 func (r *Redis) allowOne(ctx context.Context, rkey, key string, n int) (Decision, error) {
-	if !r.health.tryRedis(r.cfg.probeInterval) {
+	if !r.redisUp(ctx, rkey) {
 		return r.fail(key, n), nil
 	}
 	cctx, cancel := r.deadline.bound(ctx)

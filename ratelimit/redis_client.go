@@ -14,6 +14,7 @@ func (r *Redis) Close() error {
 	if !r.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	r.bg.close()
 	r.closeFleet()
 	if r.factory == nil {
 		return nil

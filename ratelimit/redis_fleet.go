@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,10 +66,6 @@ type fleet struct {
 
 	count       atomic.Int64 // the last fleet size seen; 0 before the first
 	nextRefresh atomic.Int64 // unix ns
-
-	mu      sync.Mutex // orders wg.Add against Close's Wait
-	closed  bool
-	running sync.WaitGroup
 }
 
 // newFleet sets up membership for a limiter whose keys start with prefix.
@@ -108,15 +103,11 @@ func (r *Redis) touchFleet() {
 	if now < next || !f.nextRefresh.CompareAndSwap(next, now+f.refresh) {
 		return
 	}
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
+	if !r.bg.add() {
 		return
 	}
-	f.running.Add(1)
-	f.mu.Unlock()
 	go func() {
-		defer f.running.Done()
+		defer r.bg.done()
 		r.refreshFleet()
 	}()
 }
@@ -135,17 +126,13 @@ func (r *Redis) refreshFleet() {
 	}
 }
 
-// closeFleet waits for a refresh in flight and removes the instance's
-// member, while the limiter's client is still open.
+// closeFleet removes the instance's member, while the limiter's client is
+// still open (after the background goroutines have ended).
 func (r *Redis) closeFleet() {
 	f := r.fleet
 	if f.off {
 		return
 	}
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
-	f.running.Wait()
 	if r.health.down.Load() == 0 && f.count.Load() > 0 {
 		_ = r.rdb().ZRem(r.deadline.ctx(), f.key, f.id).Err()
 	}

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,14 +38,72 @@ func (r *Redis) markUp(ctx context.Context) {
 	}
 }
 
-// health gates Redis calls while Redis is down: one call per probe
-// interval goes through, the others take the failure policy at once.
+// redisUp reports whether a decision may ask Redis. While Redis is down it
+// answers false, so that every decision takes the failure policy at once,
+// and once per probe interval it starts a probe in the background: a call
+// of the decision script taking no token from the request's bucket (so on
+// Redis Cluster it asks the master of that bucket), bounded by the
+// deadline. Its answer ends the outage (EventRedisUp, with the request's
+// context values); its failure renews the limiter's pool. No request waits
+// for a probe.
+func (r *Redis) redisUp(ctx context.Context, rkey string) bool {
+	if r.health.down.Load() == 0 {
+		return true
+	}
+	if r.health.tryRedis(r.cfg.probeInterval) && r.bg.add() {
+		ctx = context.WithoutCancel(ctx)
+		go func() {
+			defer r.bg.done()
+			err := syncScript.Run(r.deadline.ctx(), r.rdb(), []string{rkey}, r.interval, r.capacity, 0).Err()
+			if err != nil {
+				r.markDown(ctx, err)
+				return
+			}
+			r.markUp(ctx)
+		}()
+	}
+	return false
+}
+
+// background tracks the limiter's goroutines (probes, membership
+// refreshes), so that Close waits for them.
+type background struct {
+	mu     sync.Mutex // orders add against close's Wait
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add counts a goroutine about to start; false once closed.
+func (b *background) add() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	return true
+}
+
+func (b *background) done() { b.wg.Done() }
+
+// close lets no more goroutines start and waits for the running ones
+// (each bounded by the deadline).
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// health records whether Redis is down and when the next probe is due.
 type health struct {
 	down      atomic.Int64 // unix ns when Redis went down; 0 while up
 	nextProbe atomic.Int64 // unix ns
 	clock     func() time.Time
 }
 
+// tryRedis reports whether Redis is up, or else whether a probe is due
+// (then the next is one interval away).
 func (h *health) tryRedis(interval time.Duration) bool {
 	if h.down.Load() == 0 {
 		return true

@@ -14,8 +14,9 @@ const (
 	// DefaultDeadline bounds how long a decision waits for Redis before the
 	// failure policy answers instead.
 	DefaultDeadline = 250 * time.Millisecond
-	// DefaultProbeInterval is how often, while Redis is unreachable, one
-	// decision tries Redis again (so recovery is seen within it).
+	// DefaultProbeInterval is how often, while Redis is unreachable, a
+	// background probe started by a decision tries Redis again (so recovery
+	// is seen within it).
 	DefaultProbeInterval = 200 * time.Millisecond
 	// DefaultKeyPrefix starts every Redis key of the limiter.
 	DefaultKeyPrefix = "gingov:rl:"
@@ -96,8 +97,9 @@ func WithDeadline(d time.Duration) RedisGuardOption {
 	return func(c *redisConfig) { c.deadline = d }
 }
 
-// WithProbeInterval sets how often one decision tries Redis again while it
-// is unreachable (default [DefaultProbeInterval]; must be > 0).
+// WithProbeInterval sets how often, while Redis is unreachable, a decision
+// starts a background probe of Redis (default [DefaultProbeInterval]; must
+// be > 0). It also sets the membership's timing ([WithMembership]).
 func WithProbeInterval(d time.Duration) RedisGuardOption {
 	return func(c *redisConfig) { c.probeInterval = d }
 }
