@@ -59,8 +59,8 @@ func populated(t *testing.T) *prometheus.Registry {
 	gov.OnBreakerChange(ctx, circuitbreaker.Event{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
 	gov.OnDeadline(ctx, deadline.Event{Method: "GET", Route: "/orders/:id", Timeout: time.Second, Elapsed: time.Second})
 	ins := &registry.ServiceInstance{Name: "orders"}
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("timeout")})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("timeout")})
 	return reg
 }
 

@@ -290,8 +290,8 @@ func (g *Governance) OnBreakerChange(_ context.Context, ch circuitbreaker.Event)
 }
 
 // OnRegistryEvent records a registry event; pass it to registry.WithOnEvent
-// (or a backend's own event option).
-func (g *Governance) OnRegistryEvent(e registry.Event) {
+// (or a backend's own WithOnEvent).
+func (g *Governance) OnRegistryEvent(_ context.Context, e registry.Event) {
 	service := ""
 	if e.Instance != nil {
 		service = e.Instance.Name

@@ -281,15 +281,15 @@ func TestRegistryEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins := &registry.ServiceInstance{Name: "orders", Address: "127.0.0.1:8080"}
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("x")})
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("x")})
-	gov.OnRegistryEvent(registry.Event{Backend: "nacos", Kind: registry.RegisterFailed, Instance: ins, Err: errors.New("x")})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("x")})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("x")})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "nacos", Kind: registry.RegisterFailed, Instance: ins, Err: errors.New("x")})
 	regd := func(backend string) float64 { return value(t, reg, "gingov_registry_registered", backend, "orders") }
 	if regd("eureka") != 1 || regd("nacos") != 0 {
 		t.Fatalf("registered: eureka %v nacos %v, want 1 and 0", regd("eureka"), regd("nacos"))
 	}
-	gov.OnRegistryEvent(registry.Event{Backend: "eureka", Kind: registry.Deregistered, Instance: ins})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.Deregistered, Instance: ins})
 	if regd("eureka") != 0 {
 		t.Fatal("still registered after Deregistered")
 	}

@@ -75,10 +75,57 @@ func (s *stats) observe(d time.Duration, failed bool, now int64) {
 	s.last = now
 }
 
-// Balancer chooses one instance among candidates. The implementations
-// are [P2C] (the default) and [WeightedRoundRobin].
+// Balancer chooses one instance among candidates. The kit's are [P2C]
+// (the default) and [WeightedRoundRobin]; [BalancerFunc] makes one from a
+// function.
 type Balancer interface {
 	pick(ns *nodeSet, cands []*node) *node
+}
+
+// Candidate is one instance a [BalancerFunc] may choose, with the load
+// statistics the [Transport] keeps for its address.
+type Candidate struct {
+	// Instance as the registry lists it; do not modify it.
+	Instance *ServiceInstance
+	// Weight is the instance's effective weight (DefaultWeight for 0).
+	Weight int
+	// InFlight is the number of requests to the instance still running.
+	InFlight int64
+	// Latency is the decayed average latency of its calls (see
+	// [LatencyDecay], [FailurePenalty]); 0 before the first call.
+	Latency time.Duration
+}
+
+// BalancerFunc is a [Balancer] implemented by a function: it gets the
+// candidates (at least one; those with an open breaker, of another canary
+// group, filtered out, or already tried by this request are not among
+// them) and returns the index of the one to call; for an index out of
+// range, [P2C] chooses instead. It is
+// called for every attempt of every request, concurrently: it must be
+// safe for concurrent use and fast.
+//
+//	first := registry.BalancerFunc(func(c []registry.Candidate) int { return 0 })
+type BalancerFunc func(cands []Candidate) int
+
+func (f BalancerFunc) pick(_ *nodeSet, cands []*node) *node {
+	if len(cands) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	cs := make([]Candidate, len(cands))
+	for i, n := range cands {
+		cs[i] = Candidate{
+			Instance: n.ins,
+			Weight:   int(n.weight),
+			InFlight: n.inflight.Load(),
+			Latency:  time.Duration(n.latency(now)),
+		}
+	}
+	i := f(cs)
+	if i < 0 || i >= len(cands) {
+		return p2c{}.pick(nil, cands)
+	}
+	return cands[i]
 }
 
 // P2C returns the power-of-two-choices balancer: of two instances drawn at

@@ -21,7 +21,7 @@ import (
 	"github.com/gingov/gingov/registry/registrytest"
 )
 
-var quietResolver = registry.WithResolverLogger(logging.New(io.Discard, nil))
+var quietResolver = registry.WithLogger(logging.New(io.Discard, nil))
 
 func newResolver(t *testing.T, d registry.Discovery, opts ...registry.ResolverOption) *registry.Resolver {
 	t.Helper()
@@ -495,7 +495,7 @@ func TestDiscoveryValidation(t *testing.T) {
 		"NewResolver: nil Discovery": func() error { _, err := registry.NewResolver(nil); return err },
 		"WithInitTimeout":            func() error { _, err := registry.NewResolver(reg, registry.WithInitTimeout(0)); return err },
 		"WithWatchRetry":             func() error { _, err := registry.NewResolver(reg, registry.WithWatchRetry(0, 1)); return err },
-		"nil ResolverOption":         func() error { _, err := registry.NewResolver(reg, nil); return err },
+		"option 1 is nil":            func() error { _, err := registry.NewResolver(reg, nil); return err },
 		"NewTransport: nil Resolver": func() error { _, err := registry.NewTransport(nil, nil); return err },
 		"WithBalancer":               func() error { _, err := registry.NewTransport(r, nil, registry.WithBalancer(nil)); return err },
 		"WithFilter":                 func() error { _, err := registry.NewTransport(r, nil, registry.WithFilter(nil)); return err },
@@ -509,5 +509,42 @@ func TestDiscoveryValidation(t *testing.T) {
 		if err := fn(); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "registry: ") {
 			t.Errorf("%s: %v", want, err)
 		}
+	}
+}
+
+// A balancer from outside the package: BalancerFunc sees every candidate
+// with its weight, and the one whose index it returns gets the request; for
+// an index out of range P2C chooses.
+func TestTransportBalancerFunc(t *testing.T) {
+	u := newUpstreams(t, ok, ok, ok)
+	set := []*registry.ServiceInstance{ins(u.addr(0)), ins(u.addr(1)), ins(u.addr(2))}
+	set[0].Weight, set[1].Weight, set[2].Weight = 10, 20, 30
+	var seen atomic.Int64
+	heaviest := registry.BalancerFunc(func(cands []registry.Candidate) int {
+		seen.Store(int64(len(cands)))
+		best := 0
+		for i, c := range cands {
+			if c.Instance == nil || c.InFlight < 0 || c.Latency < 0 {
+				t.Errorf("candidate %d: %+v", i, c)
+			}
+			if c.Weight > cands[best].Weight {
+				best = i
+			}
+		}
+		return best
+	})
+	c := clientFor(t, nil, set, registry.WithBalancer(heaviest))
+	if good, errs := hammer(t, c, "http://orders/ping", 30, 1, nil); good != 30 || len(errs) != 0 {
+		t.Fatalf("%d ok, errors %v", good, errs)
+	}
+	if h := u.hits[2].Load(); h != 30 || seen.Load() != 3 {
+		t.Fatalf("the weight-30 instance got %d of 30 requests, the balancer saw %d candidates", h, seen.Load())
+	}
+	none := clientFor(t, nil, set, registry.WithBalancer(registry.BalancerFunc(func([]registry.Candidate) int { return -1 })))
+	if good, errs := hammer(t, none, "http://orders/ping", 30, 1, nil); good != 30 || len(errs) != 0 {
+		t.Fatalf("balancer choosing none: %d ok, errors %v", good, errs)
+	}
+	if h := u.hits[0].Load() + u.hits[1].Load(); h == 0 {
+		t.Fatal("balancer choosing none: P2C sent nothing to the other instances")
 	}
 }

@@ -34,7 +34,7 @@ func ExampleServe() {
 		registry.ServiceInstance{Name: "orders", Version: "v1", Metadata: map[string]string{"zone": "eu-1"}},
 		registry.WithDrainDelay(0), // default 3 s: time for clients to drop the instance
 		registry.WithLogger(logging.New(io.Discard, nil)),
-		registry.WithOnEvent(func(e registry.Event) {
+		registry.WithOnEvent(func(_ context.Context, e registry.Event) {
 			fmt.Println(e.Backend, e.Kind, e.Instance.Name, e.Instance.Version)
 			if e.Kind == registry.Registered {
 				cancel() // stop at once, for the example

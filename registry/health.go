@@ -37,58 +37,68 @@ type Check struct {
 }
 
 // HealthOption configures [NewHealth].
-type HealthOption func(*Health) error
+type HealthOption interface{ applyHealth(*healthConfig) }
 
-// WithCheck adds a readiness check. Names must be unique and non-empty.
-func WithCheck(name string, fn func(ctx context.Context) error) HealthOption {
-	return func(h *Health) error {
-		switch {
-		case name == "":
-			return errors.New("registry: WithCheck: empty name")
-		case fn == nil:
-			return errors.New("registry: WithCheck(" + strconv.Quote(name) + "): nil function")
-		case slices.ContainsFunc(h.checks, func(c Check) bool { return c.Name == name }):
-			return errors.New("registry: WithCheck: two checks named " + strconv.Quote(name))
+type healthOption func(*healthConfig)
+
+func (f healthOption) applyHealth(c *healthConfig) { f(c) }
+
+type healthConfig struct {
+	checks    []Check
+	timeout   time.Duration
+	livePath  string
+	readyPath string
+	logger    *slog.Logger
+}
+
+// newHealthConfig applies opts over the defaults and checks the result.
+func newHealthConfig(opts []HealthOption) (healthConfig, error) {
+	c := healthConfig{timeout: DefaultCheckTimeout, livePath: DefaultLivenessPath, readyPath: DefaultReadinessPath}
+	for i, o := range opts {
+		if o == nil {
+			return c, fmt.Errorf("registry: option %d is nil", i+1)
 		}
-		h.checks = append(h.checks, Check{Name: name, Fn: fn})
-		return nil
+		o.applyHealth(&c)
 	}
+	for i, ch := range c.checks {
+		switch {
+		case ch.Name == "":
+			return c, errors.New("registry: WithCheck: empty name")
+		case ch.Fn == nil:
+			return c, errors.New("registry: WithCheck(" + strconv.Quote(ch.Name) + "): nil function")
+		case slices.ContainsFunc(c.checks[:i], func(o Check) bool { return o.Name == ch.Name }):
+			return c, errors.New("registry: WithCheck: two checks named " + strconv.Quote(ch.Name))
+		}
+	}
+	if c.timeout <= 0 {
+		return c, errors.New("registry: WithCheckTimeout: timeout must be > 0, got " + c.timeout.String())
+	}
+	if len(c.livePath) == 0 || c.livePath[0] != '/' || len(c.readyPath) == 0 || c.readyPath[0] != '/' || c.livePath == c.readyPath {
+		return c, errors.New("registry: WithPaths: paths must start with / and differ, got " +
+			strconv.Quote(c.livePath) + " and " + strconv.Quote(c.readyPath))
+	}
+	c.logger = logging.OrDefault(c.logger)
+	return c, nil
+}
+
+// WithCheck adds a readiness check. Names must be unique and non-empty,
+// fn non-nil. Default: no checks.
+func WithCheck(name string, fn func(ctx context.Context) error) HealthOption {
+	return healthOption(func(c *healthConfig) { c.checks = append(c.checks, Check{Name: name, Fn: fn}) })
 }
 
 // WithCheckTimeout bounds all checks of one readiness request together
-// (default [DefaultCheckTimeout]); a check still running at the deadline
-// counts as failing.
+// (default [DefaultCheckTimeout]; must be > 0); a check still running at
+// the deadline counts as failing.
 func WithCheckTimeout(d time.Duration) HealthOption {
-	return func(h *Health) error {
-		if d <= 0 {
-			return errors.New("registry: WithCheckTimeout: timeout must be > 0, got " + d.String())
-		}
-		h.timeout = d
-		return nil
-	}
+	return healthOption(func(c *healthConfig) { c.timeout = d })
 }
 
 // WithPaths sets the liveness and readiness paths (defaults
 // [DefaultLivenessPath], [DefaultReadinessPath]). Both must start with "/"
 // and differ.
 func WithPaths(liveness, readiness string) HealthOption {
-	return func(h *Health) error {
-		if len(liveness) == 0 || liveness[0] != '/' || len(readiness) == 0 || readiness[0] != '/' || liveness == readiness {
-			return errors.New("registry: WithPaths: paths must start with / and differ, got " +
-				strconv.Quote(liveness) + " and " + strconv.Quote(readiness))
-		}
-		h.livePath, h.readyPath = liveness, readiness
-		return nil
-	}
-}
-
-// WithHealthLogger sets the logger of failing checks (default, and for a
-// nil l: the kit's JSON logger, [logging.Default]).
-func WithHealthLogger(l *slog.Logger) HealthOption {
-	return func(h *Health) error {
-		h.logger = l
-		return nil
-	}
+	return healthOption(func(c *healthConfig) { c.livePath, c.readyPath = liveness, readiness })
 }
 
 // Health serves liveness and readiness probes. A [Server] owns one (see
@@ -117,21 +127,18 @@ type Health struct {
 	regs     []regState // in order of SetRegistration's first call
 }
 
-type regState struct{ backend, state string }
+type regState struct {
+	backend string
+	state   RegistrationState
+}
 
 // NewHealth returns a Health with the given checks and options.
 func NewHealth(opts ...HealthOption) (*Health, error) {
-	h := &Health{timeout: DefaultCheckTimeout, livePath: DefaultLivenessPath, readyPath: DefaultReadinessPath}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("registry: nil HealthOption")
-		}
-		if err := o(h); err != nil {
-			return nil, err
-		}
+	c, err := newHealthConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	h.logger = logging.OrDefault(h.logger)
-	return h, nil
+	return &Health{checks: c.checks, timeout: c.timeout, livePath: c.livePath, readyPath: c.readyPath, logger: c.logger}, nil
 }
 
 // SetDraining marks the instance as draining: readiness answers 503 from
@@ -141,16 +148,20 @@ func (h *Health) SetDraining() { h.draining.Store(true) }
 // Draining reports whether SetDraining was called.
 func (h *Health) Draining() bool { return h.draining.Load() }
 
+// RegistrationState is the state of one backend's registration, as
+// readiness reports it.
+type RegistrationState string
+
 // Registration states reported by readiness.
 const (
-	RegistrationPending      = "pending"      // not registered yet, retrying
-	RegistrationRegistered   = "registered"   // the registry accepted the instance
-	RegistrationDeregistered = "deregistered" // removed at shutdown
-	RegistrationFailed       = "failed"       // deregistration failed at shutdown
+	RegistrationPending      RegistrationState = "pending"      // not registered yet, retrying
+	RegistrationRegistered   RegistrationState = "registered"   // the registry accepted the instance
+	RegistrationDeregistered RegistrationState = "deregistered" // removed at shutdown
+	RegistrationFailed       RegistrationState = "failed"       // deregistration failed at shutdown
 )
 
 // SetRegistration records the registration state of one backend.
-func (h *Health) SetRegistration(backend, state string) {
+func (h *Health) SetRegistration(backend string, state RegistrationState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range h.regs {
@@ -163,7 +174,7 @@ func (h *Health) SetRegistration(backend, state string) {
 }
 
 // Registration returns the recorded state of a backend ("" if none).
-func (h *Health) Registration(backend string) string {
+func (h *Health) Registration(backend string) RegistrationState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range h.regs {
@@ -289,7 +300,7 @@ func (h *Health) ready(ctx context.Context) (int, []byte) {
 	if len(h.regs) > 0 {
 		body.Registration = make(map[string]string, len(h.regs))
 		for _, r := range h.regs {
-			body.Registration[r.backend] = r.state
+			body.Registration[r.backend] = string(r.state)
 		}
 	}
 	h.mu.Unlock()

@@ -54,7 +54,7 @@ func TestReadinessChecks(t *testing.T) {
 			return nil
 		}),
 		registry.WithCheckTimeout(100*time.Millisecond),
-		registry.WithHealthLogger(logging.New(&logs, nil)),
+		registry.WithLogger(logging.New(&logs, nil)),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestReadinessChecks(t *testing.T) {
 		registry.WithCheck("hangs", func(context.Context) error { <-block; return nil }),
 		registry.WithCheck("panics", func(context.Context) error { panic("boom") }),
 		registry.WithCheckTimeout(100*time.Millisecond),
-		registry.WithHealthLogger(logging.New(io.Discard, nil)),
+		registry.WithLogger(logging.New(io.Discard, nil)),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestHealthValidation(t *testing.T) {
 		"two checks named":      {registry.WithCheck("a", ok), registry.WithCheck("a", ok)},
 		"WithCheckTimeout":      {registry.WithCheckTimeout(0)},
 		"WithPaths":             {registry.WithPaths("/a", "/a")},
-		"nil HealthOption":      {nil},
+		"option 1 is nil":       {nil},
 	}
 	for want, opts := range cases {
 		if _, err := registry.NewHealth(opts...); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "registry: ") {

@@ -27,7 +27,7 @@ func TestNilLoggerIsTheKitDefault(t *testing.T) {
 			t.Errorf("Server (%d options): logger %p, health logger %p; want logging.Default() %p", len(opts), s.logger, s.health.logger, def)
 		}
 	}
-	for _, opts := range [][]ResolverOption{nil, {WithResolverLogger(nil)}} {
+	for _, opts := range [][]ResolverOption{nil, {WithLogger(nil)}} {
 		r, err := NewResolver(nopDiscovery{}, opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +37,7 @@ func TestNilLoggerIsTheKitDefault(t *testing.T) {
 		}
 		_ = r.Close()
 	}
-	for _, opts := range [][]HealthOption{nil, {WithHealthLogger(nil)}} {
+	for _, opts := range [][]HealthOption{nil, {WithLogger(nil)}} {
 		h, err := NewHealth(opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -62,4 +62,33 @@ func TestNilLoggerIsTheKitDefault(t *testing.T) {
 	if err != nil || s.logger != own {
 		t.Fatalf("WithLogger(own): %v, logger replaced: %v", err, s.logger != own)
 	}
+}
+
+// One WithLogger configures a Server, a Health and a Resolver; other
+// options of one are no options of the others (the compiler rejects them).
+func TestWithLoggerIsEveryOption(t *testing.T) {
+	var o any = WithLogger(nil)
+	_, s := o.(ServerOption)
+	_, h := o.(HealthOption)
+	_, r := o.(ResolverOption)
+	if !s || !h || !r {
+		t.Fatalf("WithLogger: ServerOption %v, HealthOption %v, ResolverOption %v", s, h, r)
+	}
+	for name, o := range map[string]any{
+		"WithDrainDelay": WithDrainDelay(0), "WithCheck": WithCheck("a", nil), "WithInitTimeout": WithInitTimeout(1),
+	} {
+		_, s := o.(ServerOption)
+		_, h := o.(HealthOption)
+		_, r := o.(ResolverOption)
+		if n := btoi(s) + btoi(h) + btoi(r); n != 1 {
+			t.Errorf("%s is an option of %d constructors; want 1", name, n)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -3,16 +3,21 @@
 //
 // The backends implement two small interfaces: [Registrar] (Register and
 // Deregister, both bounded by a context) and [Discovery] (instances of a
-// service, and a [Watcher] for changes). Eureka lives in this package, with
+// service, and a [Watcher] for changes); with Close and Backend they make
+// a [Registry], which every backend's *Registry satisfies. Eureka lives in this package, with
 // its own JSON client over net/http; Nacos and etcd are nested modules
 // (registry/nacos, registry/etcd) so that importing registry links neither
 // SDK.
 //
 // Backends report what happens to a registration through [Event]s
-// (registered, heartbeat failed, re-registered, deregistered), so that
-// metrics and logs can follow a registration without a backend importing
-// either. A backend may also have a Backend() string method ("nacos");
-// [Server] puts that name in its Events and in readiness.
+// (registered — the first time and again after the registry lost the
+// instance —, register failed, heartbeat failed, deregistered, deregister
+// failed; see [EventKind]), so that metrics and logs can follow a
+// registration without a backend importing either. Each backend takes
+// them in its WithOnEvent option. [Server] names a registrar in its
+// Events, in readiness and in the metric labels by its Backend() string
+// ("nacos", "eureka", "etcd", "consul") when it has that method, by its
+// Go type otherwise.
 //
 // # Over the backends
 //
@@ -144,6 +149,17 @@ type Discovery interface {
 	// Watch follows the named service. The watcher's first Next returns
 	// the current instances.
 	Watch(ctx context.Context, name string) (Watcher, error)
+}
+
+// Registry is a backend: it registers and discovers, names itself, and
+// holds a connection that Close releases. Backend returns the name used
+// in [Event]s, readiness and metric labels ("nacos", "eureka", "etcd",
+// "consul").
+type Registry interface {
+	Registrar
+	Discovery
+	Backend() string
+	Close() error
 }
 
 // Watcher follows the instances of one service.

@@ -28,7 +28,11 @@ const (
 var ErrResolverClosed = errors.New("registry: resolver closed")
 
 // ResolverOption configures [NewResolver].
-type ResolverOption func(*resolverConfig) error
+type ResolverOption interface{ applyResolver(*resolverConfig) }
+
+type resolverOption func(*resolverConfig)
+
+func (f resolverOption) applyResolver(c *resolverConfig) { f(c) }
 
 type resolverConfig struct {
 	initTimeout time.Duration
@@ -37,36 +41,39 @@ type resolverConfig struct {
 	logger      *slog.Logger
 }
 
-// WithInitTimeout bounds how long the first lookup of a service waits for
-// the registry's first set of instances (default [DefaultInitTimeout]).
-func WithInitTimeout(d time.Duration) ResolverOption {
-	return func(c *resolverConfig) error {
-		c.initTimeout = d
-		return positive("WithInitTimeout", d)
+// newResolverConfig applies opts over the defaults and checks the result.
+func newResolverConfig(opts []ResolverOption) (resolverConfig, error) {
+	c := resolverConfig{initTimeout: DefaultInitTimeout, retryMin: DefaultWatchRetryMin, retryMax: DefaultWatchRetryMax}
+	for i, o := range opts {
+		if o == nil {
+			return c, fmt.Errorf("registry: option %d is nil", i+1)
+		}
+		o.applyResolver(&c)
 	}
+	switch {
+	case c.initTimeout <= 0:
+		return c, positive("WithInitTimeout", c.initTimeout)
+	case c.retryMin <= 0 || c.retryMax < c.retryMin:
+		return c, fmt.Errorf("registry: WithWatchRetry: need 0 < min <= max, got %s and %s", c.retryMin, c.retryMax)
+	}
+	c.logger = logging.OrDefault(c.logger)
+	return c, nil
+}
+
+// WithInitTimeout bounds how long the first lookup of a service waits for
+// the registry's first set of instances (default [DefaultInitTimeout];
+// must be > 0).
+func WithInitTimeout(d time.Duration) ResolverOption {
+	return resolverOption(func(c *resolverConfig) { c.initTimeout = d })
 }
 
 // WithWatchRetry sets the wait before re-establishing a failed watch: from
 // minWait doubling to maxWait, with jitter, as [Backoff] computes it
-// (defaults [DefaultWatchRetryMin], [DefaultWatchRetryMax]). The doubling
-// starts again once a watch delivers a set.
+// (defaults [DefaultWatchRetryMin], [DefaultWatchRetryMax]; need 0 <
+// minWait <= maxWait). The doubling starts again once a watch delivers a
+// set.
 func WithWatchRetry(minWait, maxWait time.Duration) ResolverOption {
-	return func(c *resolverConfig) error {
-		if minWait <= 0 || maxWait < minWait {
-			return fmt.Errorf("registry: WithWatchRetry: need 0 < min <= max, got %s and %s", minWait, maxWait)
-		}
-		c.retryMin, c.retryMax = minWait, maxWait
-		return nil
-	}
-}
-
-// WithResolverLogger sets the logger of watch failures (default, and for
-// a nil l: the kit's JSON logger, [logging.Default]).
-func WithResolverLogger(l *slog.Logger) ResolverOption {
-	return func(c *resolverConfig) error {
-		c.logger = l
-		return nil
-	}
+	return resolverOption(func(c *resolverConfig) { c.retryMin, c.retryMax = minWait, maxWait })
 }
 
 // Resolver keeps the instances of the services it is asked about, fed by
@@ -104,16 +111,10 @@ func NewResolver(disc Discovery, opts ...ResolverOption) (*Resolver, error) {
 	if disc == nil {
 		return nil, errors.New("registry: NewResolver: nil Discovery")
 	}
-	cfg := resolverConfig{initTimeout: DefaultInitTimeout, retryMin: DefaultWatchRetryMin, retryMax: DefaultWatchRetryMax}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("registry: nil ResolverOption")
-		}
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := newResolverConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	cfg.logger = logging.OrDefault(cfg.logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Resolver{disc: disc, cfg: cfg, ctx: ctx, cancel: cancel, services: map[string]*service{}}, nil
 }

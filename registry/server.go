@@ -41,172 +41,172 @@ const (
 )
 
 // ServerOption configures [NewServer] and [Serve].
-type ServerOption func(*serverConfig) error
+type ServerOption interface{ applyServer(*serverConfig) }
+
+type serverOption func(*serverConfig)
+
+func (f serverOption) applyServer(c *serverConfig) { f(c) }
 
 type serverConfig struct {
 	registrars      []Registrar
-	advertiseHost   string
+	advertiseHost   *string
 	registerTimeout time.Duration
 	retryMin        time.Duration
 	retryMax        time.Duration
 	deregTimeout    time.Duration
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
-	onEvent         func(Event)
+	onEvent         func(context.Context, Event)
+	onEventSet      bool
 	logger          *slog.Logger
 	health          *Health
+	healthSet       bool
 	noProbes        bool
 	httpServer      func(*http.Server)
+	httpServerSet   bool
+	nilRegistrar    bool
+}
+
+// newServerConfig applies opts over the defaults and checks the result.
+func newServerConfig(reg Registrar, opts []ServerOption) (serverConfig, error) {
+	c := serverConfig{
+		registerTimeout: DefaultRegisterTimeout,
+		retryMin:        DefaultRetryMin,
+		retryMax:        DefaultRetryMax,
+		deregTimeout:    DefaultDeregisterTimeout,
+		drainDelay:      DefaultDrainDelay,
+		shutdownTimeout: DefaultShutdownTimeout,
+	}
+	if reg != nil {
+		c.registrars = append(c.registrars, reg)
+	}
+	for i, o := range opts {
+		if o == nil {
+			return c, fmt.Errorf("registry: option %d is nil", i+1)
+		}
+		o.applyServer(&c)
+	}
+	switch {
+	case c.nilRegistrar:
+		return c, errors.New("registry: WithRegistrar: nil Registrar")
+	case c.advertiseHost != nil && (*c.advertiseHost == "" || *c.advertiseHost == "0.0.0.0" || *c.advertiseHost == "::"):
+		return c, fmt.Errorf("registry: WithAdvertiseHost: %q is not a reachable host", *c.advertiseHost)
+	case c.registerTimeout <= 0:
+		return c, positive("WithRegisterTimeout", c.registerTimeout)
+	case c.retryMin <= 0 || c.retryMax < c.retryMin:
+		return c, fmt.Errorf("registry: WithRegisterRetry: need 0 < min <= max, got %s and %s", c.retryMin, c.retryMax)
+	case c.deregTimeout <= 0:
+		return c, positive("WithDeregisterTimeout", c.deregTimeout)
+	case c.drainDelay < 0:
+		return c, fmt.Errorf("registry: WithDrainDelay: duration must be >= 0, got %s", c.drainDelay)
+	case c.shutdownTimeout <= 0:
+		return c, positive("WithShutdownTimeout", c.shutdownTimeout)
+	case c.onEventSet && c.onEvent == nil:
+		return c, errors.New("registry: WithOnEvent: nil function")
+	case c.healthSet && c.health == nil:
+		return c, errors.New("registry: WithHealth: nil Health")
+	case c.httpServerSet && c.httpServer == nil:
+		return c, errors.New("registry: WithHTTPServer: nil function")
+	}
+	c.logger = logging.OrDefault(c.logger)
+	return c, nil
 }
 
 func positive(opt string, d time.Duration) error {
-	if d <= 0 {
-		return fmt.Errorf("registry: %s: duration must be > 0, got %s", opt, d)
-	}
-	return nil
+	return fmt.Errorf("registry: %s: duration must be > 0, got %s", opt, d)
 }
 
 // WithRegistrar registers the instance with one more registry (for
 // example Nacos and Eureka at once). Each is registered, retried and
-// deregistered on its own.
+// deregistered on its own. A nil reg is an error.
 func WithRegistrar(reg Registrar) ServerOption {
-	return func(c *serverConfig) error {
+	return serverOption(func(c *serverConfig) {
 		if reg == nil {
-			return errors.New("registry: WithRegistrar: nil Registrar")
+			c.nilRegistrar = true
+			return
 		}
 		c.registrars = append(c.registrars, reg)
-		return nil
-	}
+	})
 }
 
 // WithAdvertiseHost sets the host registered when the instance's Address
 // is empty or has port 0 (the port comes from the listener). Without it,
 // the host of the instance's Address, else the listener's IP, else the
-// first non-loopback IP of the machine is used.
+// first non-loopback IP of the machine is used. An empty or unspecified
+// host (0.0.0.0, ::) is an error.
 func WithAdvertiseHost(host string) ServerOption {
-	return func(c *serverConfig) error {
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			return fmt.Errorf("registry: WithAdvertiseHost: %q is not a reachable host", host)
-		}
-		c.advertiseHost = host
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.advertiseHost = &host })
 }
 
 // WithRegisterTimeout bounds one registration attempt (default
-// [DefaultRegisterTimeout]).
+// [DefaultRegisterTimeout]; must be > 0).
 func WithRegisterTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) error {
-		c.registerTimeout = d
-		return positive("WithRegisterTimeout", d)
-	}
+	return serverOption(func(c *serverConfig) { c.registerTimeout = d })
 }
 
 // WithRegisterRetry sets the wait between registration attempts: it starts
 // at minWait and doubles up to maxWait, each wait drawn at random from its
 // upper half, as [Backoff] computes it (defaults [DefaultRetryMin],
-// [DefaultRetryMax]). Attempts go on until one succeeds or the server stops.
+// [DefaultRetryMax]; need 0 < minWait <= maxWait). Attempts go on until
+// one succeeds or the server stops.
 func WithRegisterRetry(minWait, maxWait time.Duration) ServerOption {
-	return func(c *serverConfig) error {
-		if minWait <= 0 || maxWait < minWait {
-			return fmt.Errorf("registry: WithRegisterRetry: need 0 < min <= max, got %s and %s", minWait, maxWait)
-		}
-		c.retryMin, c.retryMax = minWait, maxWait
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.retryMin, c.retryMax = minWait, maxWait })
 }
 
 // WithDeregisterTimeout bounds deregistration at shutdown (default
-// [DefaultDeregisterTimeout]). A registrar that has not answered by then is
-// reported as DeregisterFailed and shutdown goes on.
+// [DefaultDeregisterTimeout]; must be > 0). A registrar that has not
+// answered by then is reported as DeregisterFailed and shutdown goes on.
 func WithDeregisterTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) error {
-		c.deregTimeout = d
-		return positive("WithDeregisterTimeout", d)
-	}
+	return serverOption(func(c *serverConfig) { c.deregTimeout = d })
 }
 
 // WithDrainDelay sets how long the server keeps serving after
 // deregistering and before it stops accepting connections (default
-// [DefaultDrainDelay]; 0 means none). Set it to how long clients of the
-// registry take to drop an instance.
+// [DefaultDrainDelay]; 0 means none; negative is an error). Set it to how
+// long clients of the registry take to drop an instance. The wait is cut
+// short by a second SIGINT or SIGTERM when Run's context comes from
+// [SignalContext], and by that context's cancel function.
 func WithDrainDelay(d time.Duration) ServerOption {
-	return func(c *serverConfig) error {
-		if d < 0 {
-			return fmt.Errorf("registry: WithDrainDelay: duration must be >= 0, got %s", d)
-		}
-		c.drainDelay = d
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.drainDelay = d })
 }
 
 // WithShutdownTimeout bounds how long in-flight requests get to finish
-// (default [DefaultShutdownTimeout]); connections still open then are
-// closed and Run returns an error.
+// (default [DefaultShutdownTimeout]; must be > 0); connections still open
+// then are closed and Run returns an error.
 func WithShutdownTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) error {
-		c.shutdownTimeout = d
-		return positive("WithShutdownTimeout", d)
-	}
+	return serverOption(func(c *serverConfig) { c.shutdownTimeout = d })
 }
 
 // WithOnEvent calls fn for every registration attempt and deregistration
 // the server makes (Registered, RegisterFailed, Deregistered,
-// DeregisterFailed). Backends report their own events (heartbeats) through
-// their own hooks; a backend hook pointed at the same function also sees
+// DeregisterFailed), with Run's context (without its cancellation, at
+// shutdown). Backends report their own events (heartbeats) through their
+// own WithOnEvent; a backend hook pointed at the same function also sees
 // the Register calls, so count registrations from one of the two. fn runs
-// on the server's goroutines and must not block.
-func WithOnEvent(fn func(Event)) ServerOption {
-	return func(c *serverConfig) error {
-		if fn == nil {
-			return errors.New("registry: WithOnEvent: nil function")
-		}
-		c.onEvent = fn
-		return nil
-	}
+// on the server's goroutines and must not block. Default: none; a nil fn
+// is an error.
+func WithOnEvent(fn func(context.Context, Event)) ServerOption {
+	return serverOption(func(c *serverConfig) { c.onEvent, c.onEventSet = fn, true })
 }
 
-// WithLogger sets the logger; the http.Server's own errors go to it too,
-// at WARN. The default, and a nil l, is the kit's JSON logger
-// ([logging.Default]), so that the lifecycle's lines match the access log.
-func WithLogger(l *slog.Logger) ServerOption {
-	return func(c *serverConfig) error {
-		c.logger = l
-		return nil
-	}
-}
-
-// WithHealth uses h for the probes (default: NewHealth() with no checks).
+// WithHealth uses h for the probes (default: NewHealth() with no checks;
+// a nil h is an error).
 func WithHealth(h *Health) ServerOption {
-	return func(c *serverConfig) error {
-		if h == nil {
-			return errors.New("registry: WithHealth: nil Health")
-		}
-		c.health = h
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.health, c.healthSet = h, true })
 }
 
 // WithoutProbeRoutes leaves the probe paths to the handler: the server
 // does not answer them in front of it (mount Health yourself, e.g.
 // srv.Health().MountGin(r)). Draining still turns readiness to 503.
 func WithoutProbeRoutes() ServerOption {
-	return func(c *serverConfig) error {
-		c.noProbes = true
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.noProbes = true })
 }
 
 // WithHTTPServer lets fn adjust the http.Server before it serves (timeouts,
-// TLS config, ConnState). fn must not set Handler or Addr.
+// TLS config, ConnState). fn must not set Handler or Addr. A nil fn is an
+// error.
 func WithHTTPServer(fn func(*http.Server)) ServerOption {
-	return func(c *serverConfig) error {
-		if fn == nil {
-			return errors.New("registry: WithHTTPServer: nil function")
-		}
-		c.httpServer = fn
-		return nil
-	}
+	return serverOption(func(c *serverConfig) { c.httpServer, c.httpServerSet = fn, true })
 }
 
 // Server runs an http.Handler as a registered instance of a service:
@@ -247,24 +247,9 @@ func Serve(ctx context.Context, handler http.Handler, addr string, reg Registrar
 // Listen or Run. ins.Address may be empty or have port 0: it is completed
 // from the listener (see [WithAdvertiseHost]). reg may be nil.
 func NewServer(handler http.Handler, addr string, reg Registrar, ins ServiceInstance, opts ...ServerOption) (*Server, error) {
-	cfg := serverConfig{
-		registerTimeout: DefaultRegisterTimeout,
-		retryMin:        DefaultRetryMin,
-		retryMax:        DefaultRetryMax,
-		deregTimeout:    DefaultDeregisterTimeout,
-		drainDelay:      DefaultDrainDelay,
-		shutdownTimeout: DefaultShutdownTimeout,
-	}
-	if reg != nil {
-		cfg.registrars = append(cfg.registrars, reg)
-	}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("registry: nil ServerOption")
-		}
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := newServerConfig(reg, opts)
+	if err != nil {
+		return nil, err
 	}
 	if handler == nil {
 		return nil, errors.New("registry: nil handler")
@@ -283,9 +268,8 @@ func NewServer(handler http.Handler, addr string, reg Registrar, ins ServiceInst
 	if ins.Weight < 0 {
 		return nil, fmt.Errorf("registry: ServiceInstance.Weight %d is negative", ins.Weight)
 	}
-	cfg.logger = logging.OrDefault(cfg.logger)
 	if cfg.health == nil {
-		cfg.health, _ = NewHealth(WithHealthLogger(cfg.logger))
+		cfg.health, _ = NewHealth(WithLogger(cfg.logger))
 	}
 	ins.Metadata = maps.Clone(ins.Metadata)
 	s := &Server{cfg: cfg, addr: addr, ins: ins, health: cfg.health, logger: cfg.logger}
@@ -344,9 +328,9 @@ func (s *Server) completeAddress(bound *net.TCPAddr) error {
 		port = strconv.Itoa(bound.Port)
 	}
 	switch {
-	case s.cfg.advertiseHost != "":
+	case s.cfg.advertiseHost != nil:
 		if s.ins.Address == "" || host == "" || host == "0.0.0.0" || host == "::" {
-			host = s.cfg.advertiseHost
+			host = *s.cfg.advertiseHost
 		}
 	case host != "" && host != "0.0.0.0" && host != "::":
 	case !bound.IP.IsUnspecified():
@@ -472,8 +456,9 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.srv.Close()
 		return fmt.Errorf("registry: serve: %w", serveErr)
 	}
-	if s.cfg.drainDelay > 0 {
-		time.Sleep(s.cfg.drainDelay)
+	if s.cfg.drainDelay > 0 && !waitDrain(ctx, s.cfg.drainDelay) {
+		s.logger.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, "registry: drain delay cut short",
+			slog.String("service", s.ins.Name), slog.Duration("drain_delay", s.cfg.drainDelay))
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.shutdownTimeout)
 	defer cancel()
@@ -498,7 +483,7 @@ func (s *Server) register(ctx context.Context, r *registration) {
 		if err == nil {
 			r.done.Store(true)
 			s.health.SetRegistration(r.backend, RegistrationRegistered)
-			s.event(r, Registered, nil)
+			s.event(ctx, r, Registered, nil)
 			s.logger.LogAttrs(ctx, slog.LevelInfo, "registry: registered", s.attrs(r, slog.Int("attempt", attempt))...)
 			return
 		}
@@ -506,7 +491,7 @@ func (s *Server) register(ctx context.Context, r *registration) {
 			return
 		}
 		sleep := bo.Delay(attempt - 1)
-		s.event(r, RegisterFailed, err)
+		s.event(ctx, r, RegisterFailed, err)
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "registry: register failed, retrying",
 			s.attrs(r, slog.Int("attempt", attempt), slog.Duration("retry_in", sleep), slog.String("error", err.Error()))...)
 		t := time.NewTimer(sleep)
@@ -542,12 +527,12 @@ func (s *Server) deregister(ctx context.Context, regs []*registration) {
 			}
 			if err != nil {
 				s.health.SetRegistration(r.backend, RegistrationFailed)
-				s.event(r, DeregisterFailed, err)
+				s.event(ctx, r, DeregisterFailed, err)
 				s.logger.LogAttrs(ctx, slog.LevelError, "registry: deregister failed", s.attrs(r, slog.String("error", err.Error()))...)
 				return
 			}
 			s.health.SetRegistration(r.backend, RegistrationDeregistered)
-			s.event(r, Deregistered, nil)
+			s.event(ctx, r, Deregistered, nil)
 			s.logger.LogAttrs(ctx, slog.LevelInfo, "registry: deregistered", s.attrs(r)...)
 		}()
 	}
@@ -563,13 +548,13 @@ func (s *Server) attrs(r *registration, extra ...slog.Attr) []slog.Attr {
 	}, extra...)
 }
 
-func (s *Server) event(r *registration, kind EventKind, err error) {
+func (s *Server) event(ctx context.Context, r *registration, kind EventKind, err error) {
 	if s.cfg.onEvent == nil {
 		return
 	}
 	ins := *r.ins
 	ins.Metadata = maps.Clone(r.ins.Metadata)
-	s.cfg.onEvent(Event{Backend: r.backend, Kind: kind, Instance: &ins, Err: err, Time: time.Now()})
+	s.cfg.onEvent(ctx, Event{Backend: r.backend, Kind: kind, Instance: &ins, Err: err, Time: time.Now()})
 }
 
 // waitTimeout waits for wg, at most d.
@@ -594,22 +579,59 @@ func backendName(reg any) string {
 	return fmt.Sprintf("%T", reg)
 }
 
+// drainCutKey keys the context that cuts the drain wait short, which
+// SignalContext puts in its context.
+type drainCutKey struct{}
+
+// waitDrain waits d, or less when the drain-cut context that ctx carries
+// (see SignalContext) ends first; it reports whether the whole d passed.
+func waitDrain(ctx context.Context, d time.Duration) bool {
+	var cut <-chan struct{}
+	if c, ok := ctx.Value(drainCutKey{}).(context.Context); ok {
+		cut = c.Done()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cut:
+		return false
+	}
+}
+
 // SignalContext returns a context that ends at the first SIGINT or
-// SIGTERM, for Run; cancel releases the signal handling. After the first
-// signal the handling is released too, so a second signal gets the
-// default behaviour (the process exits) and an operator can cut a drain
-// short.
+// SIGTERM, for Run; cancel ends it too and releases the signal handling.
+// A second signal cuts the drain delay of a Server running on ctx short
+// (shutdown goes on, in-flight requests still get the shutdown timeout),
+// and so does cancel or the end of parent. After the second signal the
+// handling is released, so a third one gets the default behaviour (the
+// process exits).
 func SignalContext(parent context.Context) (ctx context.Context, cancel context.CancelFunc) {
-	ctx, cancel = context.WithCancel(parent)
-	ch := make(chan os.Signal, 1)
+	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	return signalContext(parent, ch, func() { signal.Stop(ch) })
+}
+
+// signalContext is SignalContext over the signals of ch; release stops
+// their delivery.
+func signalContext(parent context.Context, ch <-chan os.Signal, release func()) (context.Context, context.CancelFunc) {
+	cut, cutCancel := context.WithCancel(parent)
+	ctx, stop := context.WithCancel(context.WithValue(parent, drainCutKey{}, cut))
 	go func() {
+		defer release()
 		select {
 		case <-ch:
+			stop()
 		case <-ctx.Done():
+			cutCancel()
+			return
 		}
-		signal.Stop(ch)
-		cancel()
+		select {
+		case <-ch:
+			cutCancel()
+		case <-cut.Done():
+		}
 	}()
-	return ctx, cancel
+	return ctx, func() { stop(); cutCancel() }
 }

@@ -27,7 +27,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{seen: make(chan registry.EventKind, 100)} }
 
-func (r *recorder) on(e registry.Event) {
+func (r *recorder) on(_ context.Context, e registry.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
@@ -470,8 +470,8 @@ func TestServerValidation(t *testing.T) {
 			_, err := registry.NewServer(h, ":0", nil, ok, registry.WithAdvertiseHost("0.0.0.0"))
 			return err
 		},
-		"WithRegistrar":    func() error { _, err := registry.NewServer(h, ":0", nil, ok, registry.WithRegistrar(nil)); return err },
-		"nil ServerOption": func() error { _, err := registry.NewServer(h, ":0", nil, ok, nil); return err },
+		"WithRegistrar":   func() error { _, err := registry.NewServer(h, ":0", nil, ok, registry.WithRegistrar(nil)); return err },
+		"option 1 is nil": func() error { _, err := registry.NewServer(h, ":0", nil, ok, nil); return err },
 	}
 	for want, fn := range cases {
 		err := fn()
@@ -522,7 +522,7 @@ func TestRollingShutdownWithoutErrors(t *testing.T) {
 		stop, _ := run(t, s)
 		stops = append(stops, stop)
 	}
-	res, err := registry.NewResolver(reg, registry.WithResolverLogger(logging.New(io.Discard, nil)))
+	res, err := registry.NewResolver(reg, registry.WithLogger(logging.New(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
