@@ -10,37 +10,57 @@ import (
 	"github.com/gingov/gingov/registry/nacos"
 )
 
-// New rejects each invalid field with an error that names it.
+// New rejects each invalid input with an error that names its option.
 func TestNewValidates(t *testing.T) {
 	ok := []string{"127.0.0.1:8848"}
 	for _, tc := range []struct {
-		cfg  nacos.Config
-		want string
+		servers []string
+		opts    []nacos.Option
+		want    string
 	}{
-		{nacos.Config{}, "Config.Servers is empty"},
-		{nacos.Config{Servers: []string{"127.0.0.1"}}, "Config.Servers"},
-		{nacos.Config{Servers: []string{":8848"}}, "Config.Servers"},
-		{nacos.Config{Servers: []string{"127.0.0.1:0"}}, "Config.Servers"},
-		{nacos.Config{Servers: []string{"127.0.0.1:65000"}}, "port must be 1..64535"},
-		{nacos.Config{Servers: []string{"127.0.0.1:http"}}, "Config.Servers"},
-		{nacos.Config{Servers: ok, Namespace: "a b"}, "Config.Namespace"},
-		{nacos.Config{Servers: ok, Group: "a@@b"}, "Config.Group"},
-		{nacos.Config{Servers: ok, Group: "a b"}, "Config.Group"},
-		{nacos.Config{Servers: ok, Cluster: "a,b"}, "Config.Cluster"},
-		{nacos.Config{Servers: ok, DiscoveryClusters: []string{""}}, "Config.DiscoveryClusters"},
-		{nacos.Config{Servers: ok, Timeout: -time.Second}, "Config.Timeout"},
-		{nacos.Config{Servers: ok, Timeout: time.Microsecond}, "Config.Timeout"},
-		{nacos.Config{Servers: ok, LogLevel: "verbose"}, "Config.LogLevel"},
+		{nil, nil, "no servers"},
+		{[]string{"127.0.0.1"}, nil, "server"},
+		{[]string{":8848"}, nil, "has no host"},
+		{[]string{"127.0.0.1:0"}, nil, "port must be"},
+		{[]string{"127.0.0.1:65000"}, nil, "port must be 1..64535"},
+		{[]string{"127.0.0.1:http"}, nil, "port must be"},
+		{ok, []nacos.Option{nacos.WithNamespace("a b")}, "WithNamespace"},
+		{ok, []nacos.Option{nacos.WithGroup("a@@b")}, "WithGroup"},
+		{ok, []nacos.Option{nacos.WithGroup("a b")}, "WithGroup"},
+		{ok, []nacos.Option{nacos.WithGroup("")}, "WithGroup"},
+		{ok, []nacos.Option{nacos.WithCluster("a,b")}, "WithCluster"},
+		{ok, []nacos.Option{nacos.WithDiscoveryClusters("")}, "WithDiscoveryClusters"},
+		{ok, []nacos.Option{nacos.WithTimeout(-time.Second)}, "WithTimeout"},
+		{ok, []nacos.Option{nacos.WithTimeout(time.Microsecond)}, "WithTimeout"},
+		{ok, []nacos.Option{nacos.WithLogLevel("verbose")}, "WithLogLevel"},
+		{ok, []nacos.Option{nacos.WithLogDir("")}, "WithLogDir"},
+		{ok, []nacos.Option{nacos.WithCacheDir("")}, "WithCacheDir"},
+		{ok, []nacos.Option{nacos.WithOnEvent(nil)}, "WithOnEvent: nil function"},
+		{ok, []nacos.Option{nacos.WithKratos(), nil}, "option 2 is nil"},
 	} {
-		r, err := nacos.New(tc.cfg)
+		r, err := nacos.New(tc.servers, tc.opts...)
 		if err == nil {
 			_ = r.Close()
-			t.Errorf("New(%+v) accepted it", tc.cfg)
+			t.Errorf("New(%v, %d options) accepted it; want an error naming %s", tc.servers, len(tc.opts), tc.want)
 			continue
 		}
 		if !strings.HasPrefix(err.Error(), "nacos: ") || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("New(%+v) = %q, want an error naming %s", tc.cfg, err, tc.want)
+			t.Errorf("New(%v, %d options) = %q, want an error naming %s", tc.servers, len(tc.opts), err, tc.want)
 		}
+	}
+}
+
+// The registry names itself "nacos" (for the Server's readiness and
+// metric labels), and a nil logger is accepted (the kit's default).
+func TestBackend(t *testing.T) {
+	r, err := nacos.New([]string{"127.0.0.1:1"}, nacos.WithLogger(nil),
+		nacos.WithLogDir(sdkDir+"/log"), nacos.WithCacheDir(sdkDir+"/cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Backend(); got != "nacos" {
+		t.Fatalf("Backend() = %q, want nacos", got)
 	}
 }
 
@@ -48,7 +68,7 @@ func TestNewValidates(t *testing.T) {
 // Registry holds one instance per service name.
 func TestRegisterValidates(t *testing.T) {
 	// No server listens on this port; none of these calls reaches it.
-	r, err := nacos.New(nacos.Config{Servers: []string{"127.0.0.1:1"}, LogDir: sdkDir + "/log", CacheDir: sdkDir + "/cache"})
+	r, err := nacos.New([]string{"127.0.0.1:1"}, nacos.WithLogDir(sdkDir+"/log"), nacos.WithCacheDir(sdkDir+"/cache"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ var ErrWatcherStopped = errors.New("nacos: watcher stopped")
 
 // GetService returns the healthy, enabled instances of the named service
 // with a positive weight, sorted by address. The first call for a service
-// subscribes to it (retried until ctx is done or Config.Timeout has
+// subscribes to it (retried until ctx is done or the timeout (WithTimeout) has
 // passed, as the client may still be connecting); later calls read the
 // SDK's copy, which the server keeps current by push, without a request.
 // An unknown service has no instances (and no error).
@@ -53,12 +53,12 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 // Close: it keeps the SDK's copy of the service, even when watchers of
 // the service stop.
 func (r *Registry) subscribe(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
 	param := &vo.SubscribeParam{
 		ServiceName:       name,
-		GroupName:         r.cfg.Group,
-		Clusters:          r.cfg.DiscoveryClusters,
+		GroupName:         r.cfg.group,
+		Clusters:          r.cfg.discoveryClusters,
 		SubscribeCallback: func([]model.Instance, error) {},
 	}
 	if err := r.retry(ctx, func() error { return r.client.Subscribe(param) }); err != nil {
@@ -77,17 +77,17 @@ func (r *Registry) subscribe(ctx context.Context, name string) error {
 	return nil
 }
 
-// unsubscribe removes the callback of param, bounded by Config.Timeout;
+// unsubscribe removes the callback of param, bounded by the timeout (WithTimeout);
 // the SDK tells the server once no callback for the service is left.
 func (r *Registry) unsubscribe(param *vo.SubscribeParam) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
 	defer cancel()
 	_, err := r.call(ctx, func() error { return r.client.Unsubscribe(param) })
 	return err
 }
 
 func (r *Registry) selectParam(name string) vo.SelectAllInstancesParam {
-	return vo.SelectAllInstancesParam{ServiceName: name, GroupName: r.cfg.Group, Clusters: r.cfg.DiscoveryClusters}
+	return vo.SelectAllInstancesParam{ServiceName: name, GroupName: r.cfg.group, Clusters: r.cfg.discoveryClusters}
 }
 
 // retry calls fn (through call) until it succeeds or ctx is done.
@@ -97,7 +97,7 @@ func (r *Registry) retry(ctx context.Context, fn func() error) error {
 }
 
 // Watch subscribes to the named service. The subscription request is
-// retried until ctx is done or Config.Timeout has passed. The watcher's
+// retried until ctx is done or the timeout (WithTimeout) has passed. The watcher's
 // first Next returns the current instances (as GetService would); each
 // later Next returns the new set once the server has pushed a change.
 // The watch ends with Stop, when ctx is done, or when the Registry closes.
@@ -109,8 +109,8 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	w := &watcher{r: r, name: name, ctx: wctx, cancel: cancel, signal: make(chan struct{}, 1), first: true}
 	w.param = &vo.SubscribeParam{
 		ServiceName:       name,
-		GroupName:         r.cfg.Group,
-		Clusters:          r.cfg.DiscoveryClusters,
+		GroupName:         r.cfg.group,
+		Clusters:          r.cfg.discoveryClusters,
 		SubscribeCallback: w.pushed,
 	}
 	r.mu.Lock()
@@ -122,7 +122,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
 
-	sctx, scancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	sctx, scancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer scancel()
 	err := r.retry(sctx, func() error { return r.client.Subscribe(w.param) })
 	var list []model.Instance
@@ -212,7 +212,7 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 	}
 }
 
-// Stop unsubscribes (bounded by Config.Timeout) and ends the watch. It is
+// Stop unsubscribes (bounded by the timeout (WithTimeout)) and ends the watch. It is
 // safe to call more than once.
 func (w *watcher) Stop() error { return w.stop(ErrWatcherStopped) }
 

@@ -12,10 +12,9 @@ import (
 // Register a service with Nacos, look another one up, and deregister on
 // the way out. (It needs a Nacos server, so it is compiled, not run.)
 func Example() {
-	reg, err := nacos.New(nacos.Config{
-		Servers: []string{"127.0.0.1:8848"}, // HTTP port; gRPC on 9848
-		Kratos:  true,                       // kind=http for Kratos clients
-	})
+	reg, err := nacos.New([]string{"127.0.0.1:8848"}, // HTTP port; gRPC on 9848
+		nacos.WithKratos(), // kind=http for Kratos clients
+	)
 	if err != nil {
 		panic(err)
 	}

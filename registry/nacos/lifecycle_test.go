@@ -46,6 +46,14 @@ func TestLifecycle(t *testing.T) {
 		got, ok = find(n.Instances(t, "orders", ""), host, port)
 		return ok
 	})
+	// rnacos lists the instance as soon as it has taken the request, a
+	// moment before the SDK's Register returns: stopping then would cancel
+	// a Register still waiting for its answer (it reports no Registered
+	// event, and undoes the registration). Wait until the Server knows it
+	// is registered, under the backend's name.
+	waitFor(t, 5*time.Second, "readiness to report nacos registered", func() bool {
+		return s.Health().Registration("nacos") == registry.RegistrationRegistered
+	})
 	if got.Metadata["version"] != "v1" || got.Metadata["instance_id"] != "orders-1" || !got.Ephemeral {
 		t.Fatalf("registered as %+v", got)
 	}

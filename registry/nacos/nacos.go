@@ -14,7 +14,7 @@
 //     configured group (default DEFAULT_GROUP) and cluster (default
 //     DEFAULT): what Hertz, Kitex, Spring Cloud and Kratos clients look up.
 //   - Version goes into the metadata under "version" and the instance ID
-//     under "instance_id"; [Config.Kratos] adds "kind": "http" as well, so
+//     under "instance_id"; [WithKratos] adds "kind": "http" as well, so
 //     that Kratos HTTP clients take the instance.
 //   - Weight maps to the Nacos weight divided by 100:
 //     [registry.DefaultWeight] (100) is the Nacos default weight 1.0, and a
@@ -27,7 +27,7 @@
 // No SDK call takes a context. Every call made here runs in its own
 // goroutine and is waited for until it returns or the caller's context is
 // done; in the latter case the call may still complete in the background
-// (each SDK request is bounded by [Config.Timeout]), and Close waits for
+// (each SDK request is bounded by [the timeout (WithTimeout)]), and Close waits for
 // it. The calls of one Registry run one at a time (see below).
 //
 // What the SDK leaves behind, whatever the caller does:
@@ -39,8 +39,8 @@
 //   - Its log file rotation goroutine (lumberjack) runs until the process
 //     exits.
 //   - It writes a log and a cache of service lists to disk: under
-//     os.TempDir()/gingov-nacos unless [Config.LogDir] and
-//     [Config.CacheDir] say otherwise (the SDK's default is next to the
+//     [DefaultSDKDir] (os.TempDir()/gingov-nacos) unless [WithLogDir] and
+//     [WithCacheDir] say otherwise (the SDK's default is next to the
 //     executable).
 //   - Its reconnection code reads and writes the connection state without
 //     synchronisation (a data race the race detector reports when the
@@ -67,16 +67,26 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
+	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
 )
 
-// Defaults of [Config].
+// Defaults of the options.
 const (
-	DefaultGroup    = "DEFAULT_GROUP"
-	DefaultCluster  = "DEFAULT"
-	DefaultTimeout  = 3 * time.Second
+	// DefaultGroup is the group of registered and discovered services.
+	DefaultGroup = "DEFAULT_GROUP"
+	// DefaultCluster is the cluster instances register in.
+	DefaultCluster = "DEFAULT"
+	// DefaultTimeout bounds each SDK request.
+	DefaultTimeout = 3 * time.Second
+	// DefaultLogLevel is the level of the SDK's own log.
 	DefaultLogLevel = "warn"
 )
+
+// DefaultSDKDir is where the SDK writes its log ("log") and its cache of
+// service lists ("cache") unless [WithLogDir] and [WithCacheDir] say
+// otherwise (the SDK's own default is next to the executable).
+var DefaultSDKDir = filepath.Join(os.TempDir(), "gingov-nacos")
 
 // Metadata keys this package writes.
 const (
@@ -97,52 +107,169 @@ const maxWeight = 10000 * 100
 // backend names this package in [registry.Event]s.
 const backend = "nacos"
 
-// Config configures a [Registry]. Only Servers is required.
-type Config struct {
-	// Servers lists the HTTP host:port of each Nacos server. The SDK talks
-	// gRPC on port+1000 (the Nacos 2.x convention), so port must be at most
-	// 64535.
-	Servers []string
-	// Namespace is the namespace ID; empty means the public namespace.
-	Namespace string
-	// Group of registered and discovered services; default DefaultGroup.
-	Group string
-	// Cluster that instances register in; default DefaultCluster.
-	Cluster string
-	// DiscoveryClusters restricts GetService and Watch to instances in
-	// these clusters; empty means every cluster.
-	DiscoveryClusters []string
-	// Username and Password, when the server has authentication on.
-	Username string
-	Password string
-	// Timeout bounds each SDK request (default DefaultTimeout). Register
-	// and GetService retry failed requests until their context is done.
-	Timeout time.Duration
-	// LogDir and CacheDir are where the SDK writes its log and its cache
-	// of service lists. Default: "log" and "cache" in a "gingov-nacos"
-	// directory under os.TempDir() (the SDK's own default is next to the
-	// executable).
-	LogDir   string
-	CacheDir string
-	// LogLevel of the SDK's own log: "debug", "info", "warn" or "error";
-	// default DefaultLogLevel.
-	LogLevel string
-	// Kratos adds the metadata "kind": "http" that Kratos clients select
-	// HTTP endpoints by. Names stay plain (no ".http" suffix): Kratos
-	// clients look up plain names.
-	Kratos bool
-	// OnEvent, when set, is called for each registration event
-	// (Registered, RegisterFailed per failed attempt, Deregistered,
-	// DeregisterFailed), synchronously in the goroutine of Register or
-	// Deregister: it must return quickly.
-	OnEvent func(registry.Event)
-	// Logger logs failed attempts; default slog.Default().
-	Logger *slog.Logger
+// Retries of failed SDK requests wait by registry.Backoff from minBackoff
+// doubling to maxBackoff, with jitter.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Option configures [New].
+type Option interface{ applyNacos(*config) }
+
+type option func(*config)
+
+func (f option) applyNacos(c *config) { f(c) }
+
+type config struct {
+	namespace         string
+	group             string
+	cluster           string
+	discoveryClusters []string
+	username          string
+	password          string
+	timeout           time.Duration
+	logDir            string
+	cacheDir          string
+	logLevel          string
+	kratos            bool
+	onEvent           func(context.Context, registry.Event)
+	onEventSet        bool
+	logger            *slog.Logger
+}
+
+// WithNamespace sets the namespace ID (default: empty, the public
+// namespace). It must have no space or slash.
+func WithNamespace(id string) Option { return option(func(c *config) { c.namespace = id }) }
+
+// WithGroup sets the group of registered and discovered services (default
+// [DefaultGroup]). It must be non-empty, without spaces, commas or "@@".
+func WithGroup(g string) Option { return option(func(c *config) { c.group = g }) }
+
+// WithCluster sets the cluster that instances register in (default
+// [DefaultCluster]); same rules as WithGroup.
+func WithCluster(cl string) Option { return option(func(c *config) { c.cluster = cl }) }
+
+// WithDiscoveryClusters restricts GetService and Watch to instances in
+// these clusters (default: none given, every cluster); same rules as
+// WithGroup for each.
+func WithDiscoveryClusters(clusters ...string) Option {
+	return option(func(c *config) { c.discoveryClusters = append([]string(nil), clusters...) })
+}
+
+// WithAuth sets the username and password, for a server with
+// authentication on (default: none).
+func WithAuth(username, password string) Option {
+	return option(func(c *config) { c.username, c.password = username, password })
+}
+
+// WithTimeout bounds each SDK request (default [DefaultTimeout]; at least
+// 1 ms). Register and GetService retry failed requests until their
+// context is done.
+func WithTimeout(d time.Duration) Option { return option(func(c *config) { c.timeout = d }) }
+
+// WithLogDir sets where the SDK writes its log (default "log" under
+// [DefaultSDKDir]).
+func WithLogDir(dir string) Option { return option(func(c *config) { c.logDir = dir }) }
+
+// WithCacheDir sets where the SDK writes its cache of service lists
+// (default "cache" under [DefaultSDKDir]).
+func WithCacheDir(dir string) Option { return option(func(c *config) { c.cacheDir = dir }) }
+
+// WithLogLevel sets the level of the SDK's own log: "debug", "info",
+// "warn" or "error" (default [DefaultLogLevel]).
+func WithLogLevel(level string) Option { return option(func(c *config) { c.logLevel = level }) }
+
+// WithKratos adds the metadata "kind": "http" that Kratos clients select
+// HTTP endpoints by, and "version" even when empty. Names stay plain (no
+// ".http" suffix): Kratos clients look up plain names. Default: off.
+func WithKratos() Option { return option(func(c *config) { c.kratos = true }) }
+
+// WithOnEvent sets a hook called for each registration event (Registered,
+// RegisterFailed per failed attempt, Deregistered, DeregisterFailed), with
+// the context of Register or Deregister, synchronously on their
+// goroutine: it must not block. Default: none; a nil fn is an error.
+func WithOnEvent(fn func(context.Context, registry.Event)) Option {
+	return option(func(c *config) { c.onEvent, c.onEventSet = fn, true })
+}
+
+// WithLogger sets the logger of failed attempts (default, and for a nil
+// l: the kit's JSON logger, logging.Default()).
+func WithLogger(l *slog.Logger) Option { return option(func(c *config) { c.logger = l }) }
+
+// newConfig applies opts over the defaults, checks the result and returns
+// the SDK's server configs.
+func newConfig(servers []string, opts []Option) (config, []constant.ServerConfig, error) {
+	c := config{
+		group:    DefaultGroup,
+		cluster:  DefaultCluster,
+		timeout:  DefaultTimeout,
+		logDir:   filepath.Join(DefaultSDKDir, "log"),
+		cacheDir: filepath.Join(DefaultSDKDir, "cache"),
+		logLevel: DefaultLogLevel,
+	}
+	for i, o := range opts {
+		if o == nil {
+			return c, nil, fmt.Errorf("nacos: option %d is nil", i+1)
+		}
+		o.applyNacos(&c)
+	}
+	if len(servers) == 0 {
+		return c, nil, errors.New("nacos: no servers")
+	}
+	scs := make([]constant.ServerConfig, 0, len(servers))
+	for _, s := range servers {
+		host, portStr, err := net.SplitHostPort(s)
+		if err != nil {
+			return c, nil, fmt.Errorf("nacos: server %q is not host:port: %w", s, err)
+		}
+		if host == "" {
+			return c, nil, fmt.Errorf("nacos: server %q has no host", s)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil || port == 0 || port > 65535-1000 {
+			return c, nil, fmt.Errorf("nacos: server %q: port must be 1..64535 (gRPC is on port+1000)", s)
+		}
+		scs = append(scs, *constant.NewServerConfig(host, port))
+	}
+	if strings.ContainsAny(c.namespace, " \t\n/") {
+		return c, nil, fmt.Errorf("nacos: WithNamespace: %q has a space or slash", c.namespace)
+	}
+	if err := checkName("WithGroup", c.group); err != nil {
+		return c, nil, err
+	}
+	if err := checkName("WithCluster", c.cluster); err != nil {
+		return c, nil, err
+	}
+	for _, cl := range c.discoveryClusters {
+		if err := checkName("WithDiscoveryClusters", cl); err != nil {
+			return c, nil, err
+		}
+	}
+	if c.timeout < time.Millisecond {
+		return c, nil, fmt.Errorf("nacos: WithTimeout: %v is under 1 ms", c.timeout)
+	}
+	if c.logDir == "" {
+		return c, nil, errors.New("nacos: WithLogDir: empty directory")
+	}
+	if c.cacheDir == "" {
+		return c, nil, errors.New("nacos: WithCacheDir: empty directory")
+	}
+	switch c.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, nil, fmt.Errorf("nacos: WithLogLevel: %q is not debug, info, warn or error", c.logLevel)
+	}
+	if c.onEventSet && c.onEvent == nil {
+		return c, nil, errors.New("nacos: WithOnEvent: nil function")
+	}
+	c.logger = logging.OrDefault(c.logger)
+	return c, scs, nil
 }
 
 // Registry is a Nacos naming client. It is safe for concurrent use.
 type Registry struct {
-	cfg    Config
+	cfg    config
 	client naming_client.INamingClient
 	logger *slog.Logger
 
@@ -158,44 +285,43 @@ type Registry struct {
 	calls sync.WaitGroup // SDK calls still running
 }
 
-var (
-	_ registry.Registrar = (*Registry)(nil)
-	_ registry.Discovery = (*Registry)(nil)
-)
+var _ registry.Registry = (*Registry)(nil)
 
 // ErrClosed is returned by calls on a closed Registry.
 var ErrClosed = errors.New("nacos: registry closed")
 
-// New validates cfg and creates the SDK client, which connects in the
+// New creates the SDK client for servers, the HTTP host:port of each
+// Nacos server (the SDK talks gRPC on port+1000, the Nacos 2.x
+// convention, so port must be at most 64535). The client connects in the
 // background: New does not wait for the server (Register and GetService
 // retry until it answers).
-func New(cfg Config) (*Registry, error) {
-	servers, err := cfg.validate()
+func New(servers []string, opts ...Option) (*Registry, error) {
+	cfg, scs, err := newConfig(servers, opts)
 	if err != nil {
 		return nil, err
 	}
 	ccfg := constant.NewClientConfig(
-		constant.WithNamespaceId(cfg.Namespace),
-		constant.WithUsername(cfg.Username),
-		constant.WithPassword(cfg.Password),
-		constant.WithTimeoutMs(uint64(cfg.Timeout/time.Millisecond)),
-		constant.WithLogDir(cfg.LogDir),
-		constant.WithCacheDir(cfg.CacheDir),
-		constant.WithLogLevel(cfg.LogLevel),
+		constant.WithNamespaceId(cfg.namespace),
+		constant.WithUsername(cfg.username),
+		constant.WithPassword(cfg.password),
+		constant.WithTimeoutMs(uint64(cfg.timeout/time.Millisecond)),
+		constant.WithLogDir(cfg.logDir),
+		constant.WithCacheDir(cfg.cacheDir),
+		constant.WithLogLevel(cfg.logLevel),
 		// Start from what the server says, not a cache left on disk.
 		constant.WithNotLoadCacheAtStart(true),
 		// Without this the SDK ignores a push with no instances: the last
 		// instance to go would stay in GetService and Watch.
 		constant.WithUpdateCacheWhenEmpty(true),
 	)
-	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: ccfg, ServerConfigs: servers})
+	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: ccfg, ServerConfigs: scs})
 	if err != nil {
 		return nil, fmt.Errorf("nacos: create client: %w", err)
 	}
 	return &Registry{
 		cfg:        cfg,
 		client:     client,
-		logger:     cfg.Logger,
+		logger:     cfg.logger,
 		registered: map[string][]*registry.ServiceInstance{},
 		regSem:     make(chan struct{}, 1),
 		watchers:   map[*watcher]struct{}{},
@@ -203,73 +329,9 @@ func New(cfg Config) (*Registry, error) {
 	}, nil
 }
 
-// validate fills in the defaults and returns the SDK's server configs.
-func (c *Config) validate() ([]constant.ServerConfig, error) {
-	if len(c.Servers) == 0 {
-		return nil, errors.New("nacos: Config.Servers is empty")
-	}
-	servers := make([]constant.ServerConfig, 0, len(c.Servers))
-	for _, s := range c.Servers {
-		host, portStr, err := net.SplitHostPort(s)
-		if err != nil {
-			return nil, fmt.Errorf("nacos: Config.Servers: %q is not host:port: %w", s, err)
-		}
-		if host == "" {
-			return nil, fmt.Errorf("nacos: Config.Servers: %q has no host", s)
-		}
-		port, err := strconv.ParseUint(portStr, 10, 16)
-		if err != nil || port == 0 || port > 65535-1000 {
-			return nil, fmt.Errorf("nacos: Config.Servers: %q: port must be 1..64535 (gRPC is on port+1000)", s)
-		}
-		servers = append(servers, *constant.NewServerConfig(host, port))
-	}
-	if strings.ContainsAny(c.Namespace, " \t\n/") {
-		return nil, fmt.Errorf("nacos: Config.Namespace %q has a space or slash", c.Namespace)
-	}
-	if c.Group == "" {
-		c.Group = DefaultGroup
-	}
-	if err := checkName("Config.Group", c.Group); err != nil {
-		return nil, err
-	}
-	if c.Cluster == "" {
-		c.Cluster = DefaultCluster
-	}
-	if err := checkName("Config.Cluster", c.Cluster); err != nil {
-		return nil, err
-	}
-	for _, cl := range c.DiscoveryClusters {
-		if err := checkName("Config.DiscoveryClusters", cl); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case c.Timeout < 0:
-		return nil, fmt.Errorf("nacos: Config.Timeout %v is negative", c.Timeout)
-	case c.Timeout == 0:
-		c.Timeout = DefaultTimeout
-	case c.Timeout < time.Millisecond:
-		return nil, fmt.Errorf("nacos: Config.Timeout %v is under 1 ms", c.Timeout)
-	}
-	dir := filepath.Join(os.TempDir(), "gingov-nacos")
-	if c.LogDir == "" {
-		c.LogDir = filepath.Join(dir, "log")
-	}
-	if c.CacheDir == "" {
-		c.CacheDir = filepath.Join(dir, "cache")
-	}
-	switch c.LogLevel {
-	case "":
-		c.LogLevel = DefaultLogLevel
-	case "debug", "info", "warn", "error":
-	default:
-		return nil, fmt.Errorf("nacos: Config.LogLevel %q is not debug, info, warn or error", c.LogLevel)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return servers, nil
-}
+// Backend returns "nacos", the name of this backend in events, readiness
+// and metric labels.
+func (r *Registry) Backend() string { return backend }
 
 // checkName rejects group and cluster names that Nacos would split or
 // reject: empty, with whitespace, or with its "@@" and "," separators.
@@ -310,14 +372,14 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	params := r.paramsOf(next)
 
 	done, err := r.retryCall(ctx, func() error { return r.publish(params) }, func(attempt int, err error) {
-		r.emit(registry.RegisterFailed, ins, err)
+		r.emit(ctx, registry.RegisterFailed, ins, err)
 		r.logger.WarnContext(ctx, "nacos: register failed, retrying",
 			slog.String("service", ins.Name), slog.String("addr", ins.Address),
 			slog.Int("attempt", attempt), slog.String("error", err.Error()))
 	})
 	if err == nil {
 		r.setRegistered(ins.Name, next)
-		r.emit(registry.Registered, ins, nil)
+		r.emit(ctx, registry.Registered, ins, nil)
 		return nil
 	}
 	// Given up. The SDK put the registration in its redo list before its
@@ -391,7 +453,7 @@ func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 	unlock, err := r.lockRegistrations(ctx)
 	if err != nil {
 		err = fmt.Errorf("nacos: deregister %s at %s: %w", ins.Name, ins.Address, err)
-		r.emit(registry.DeregisterFailed, ins, err)
+		r.emit(ctx, registry.DeregisterFailed, ins, err)
 		return err
 	}
 	defer unlock()
@@ -404,10 +466,10 @@ func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 	})
 	if err != nil {
 		err = fmt.Errorf("nacos: deregister %s at %s: %w", ins.Name, ins.Address, err)
-		r.emit(registry.DeregisterFailed, ins, err)
+		r.emit(ctx, registry.DeregisterFailed, ins, err)
 		return err
 	}
-	r.emit(registry.Deregistered, ins, nil)
+	r.emit(ctx, registry.Deregistered, ins, nil)
 	if len(rest) == 0 {
 		return nil
 	}
@@ -480,7 +542,7 @@ func without(set []*registry.ServiceInstance, addr string) []*registry.ServiceIn
 
 // Close stops every watcher and closes the SDK client; the server drops
 // the instances still registered when the connection ends. Close waits for
-// SDK calls still running, up to Config.Timeout plus one second.
+// SDK calls still running, up to the timeout (WithTimeout) plus one second.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -507,7 +569,7 @@ func (r *Registry) Close() error {
 	select {
 	case <-done:
 		return nil
-	case <-time.After(r.cfg.Timeout + time.Second):
+	case <-time.After(r.cfg.timeout + time.Second):
 		return errors.New("nacos: close: SDK calls still running after the timeout; the client closes when they end")
 	}
 }
@@ -539,6 +601,13 @@ func (r *Registry) call(ctx context.Context, fn func() error) (done <-chan struc
 	case err := <-errc:
 		return ch, err
 	case <-ctx.Done():
+		// fn may have returned at the same moment: its result wins, so
+		// that a request the server answered is not reported as failed.
+		select {
+		case err := <-errc:
+			return ch, err
+		default:
+		}
 		return ch, ctx.Err()
 	}
 }
@@ -546,7 +615,7 @@ func (r *Registry) call(ctx context.Context, fn func() error) (done <-chan struc
 // retryCall calls fn (through call) until it succeeds or ctx is done,
 // with backoff; failed is told of each failure that will be retried.
 func (r *Registry) retryCall(ctx context.Context, fn func() error, failed func(attempt int, err error)) (done <-chan struct{}, err error) {
-	backoff := newBackoff()
+	backoff := registry.Backoff{Min: minBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
 		done, err = r.call(ctx, fn)
 		if err == nil || ctx.Err() != nil {
@@ -555,7 +624,7 @@ func (r *Registry) retryCall(ctx context.Context, fn func() error, failed func(a
 		if failed != nil {
 			failed(attempt, err)
 		}
-		if !sleep(ctx, backoff()) {
+		if !sleep(ctx, backoff.Delay(attempt-1)) {
 			return done, err
 		}
 	}
@@ -568,10 +637,10 @@ func (r *Registry) registerParam(ins *registry.ServiceInstance) vo.RegisterInsta
 	for k, v := range ins.Metadata {
 		md[k] = v
 	}
-	if ins.Version != "" || r.cfg.Kratos {
+	if ins.Version != "" || r.cfg.kratos {
 		md[MetadataVersion] = ins.Version
 	}
-	if r.cfg.Kratos {
+	if r.cfg.kratos {
 		md[MetadataKind] = "http"
 	}
 	md[MetadataID] = ins.InstanceID()
@@ -582,9 +651,9 @@ func (r *Registry) registerParam(ins *registry.ServiceInstance) vo.RegisterInsta
 		Enable:      true,
 		Healthy:     true,
 		Metadata:    md,
-		ClusterName: r.cfg.Cluster,
+		ClusterName: r.cfg.cluster,
 		ServiceName: ins.Name,
-		GroupName:   r.cfg.Group,
+		GroupName:   r.cfg.group,
 		Ephemeral:   true, // over gRPC; false would be a persistent instance over HTTP
 	}
 }
@@ -615,11 +684,11 @@ func splitAddr(addr string) (string, uint64, error) {
 	return host, port, nil
 }
 
-func (r *Registry) emit(kind registry.EventKind, ins *registry.ServiceInstance, err error) {
-	if r.cfg.OnEvent == nil {
+func (r *Registry) emit(ctx context.Context, kind registry.EventKind, ins *registry.ServiceInstance, err error) {
+	if r.cfg.onEvent == nil {
 		return
 	}
-	r.cfg.OnEvent(registry.Event{Backend: backend, Kind: kind, Instance: ins, Err: err, Time: time.Now()})
+	r.cfg.onEvent(ctx, registry.Event{Backend: backend, Kind: kind, Instance: ins, Err: err, Time: time.Now()})
 }
 
 func clone(ins *registry.ServiceInstance) *registry.ServiceInstance {
@@ -631,15 +700,6 @@ func clone(ins *registry.ServiceInstance) *registry.ServiceInstance {
 		}
 	}
 	return &c
-}
-
-// newBackoff returns waits from 50 ms doubling to 1 s.
-func newBackoff() func() time.Duration {
-	d := 25 * time.Millisecond
-	return func() time.Duration {
-		d = min(2*d, time.Second)
-		return d
-	}
 }
 
 // sleep waits d and reports true, or reports false when ctx ends first.

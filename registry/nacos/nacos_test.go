@@ -54,7 +54,7 @@ type recorder struct {
 	events []registry.Event
 }
 
-func (r *recorder) on(e registry.Event) {
+func (r *recorder) on(_ context.Context, e registry.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
@@ -81,21 +81,17 @@ func (r *recorder) last() registry.Event {
 	return r.events[len(r.events)-1]
 }
 
-func newRegistry(t *testing.T, n *testenv.Nacos, mods ...func(*nacos.Config)) (*nacos.Registry, *recorder) {
+func newRegistry(t *testing.T, n *testenv.Nacos, opts ...nacos.Option) (*nacos.Registry, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	cfg := nacos.Config{
-		Servers:  []string{n.HTTPAddr},
-		LogDir:   sdkDir + "/log",
-		CacheDir: sdkDir + "/cache",
-		Timeout:  2 * time.Second,
-		OnEvent:  rec.on,
-		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	r, err := nacos.New(cfg)
+	opts = append([]nacos.Option{
+		nacos.WithLogDir(sdkDir + "/log"),
+		nacos.WithCacheDir(sdkDir + "/cache"),
+		nacos.WithTimeout(2 * time.Second),
+		nacos.WithOnEvent(rec.on),
+		nacos.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))),
+	}, opts...)
+	r, err := nacos.New([]string{n.HTTPAddr}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +196,7 @@ func TestRegisterVisibleThenDeregister(t *testing.T) {
 // kind=http and version (even when empty), as Kratos clients expect.
 func TestKratosMode(t *testing.T) {
 	n := testenv.StartNacos(t)
-	r, _ := newRegistry(t, n, func(c *nacos.Config) { c.Kratos = true; c.Group = "kratos"; c.Cluster = "c1" })
+	r, _ := newRegistry(t, n, nacos.WithKratos(), nacos.WithGroup("kratos"), nacos.WithCluster("c1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.Register(ctx, &registry.ServiceInstance{Name: "helloworld", Address: "127.0.0.1:8000"}); err != nil {

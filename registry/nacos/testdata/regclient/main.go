@@ -39,14 +39,13 @@ func main() {
 		defer mu.Unlock()
 		fmt.Printf(format+"\n", args...)
 	}
-	r, err := nacos.New(nacos.Config{
-		Servers:  []string{*server},
-		Timeout:  2 * time.Second,
-		LogDir:   *dir + "/log",
-		CacheDir: *dir + "/cache",
-		OnEvent:  func(e registry.Event) { say("event %s", e.Kind) },
-		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
+	r, err := nacos.New([]string{*server},
+		nacos.WithTimeout(2*time.Second),
+		nacos.WithLogDir(*dir+"/log"),
+		nacos.WithCacheDir(*dir+"/cache"),
+		nacos.WithOnEvent(func(_ context.Context, e registry.Event) { say("event %s", e.Kind) }),
+		nacos.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))),
+	)
 	if err != nil {
 		say("err new %v", err)
 		os.Exit(1)
