@@ -13,6 +13,7 @@ import (
 // real etcd.
 func TestConformance(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	r := dial(t, e, etcd.WithTTL(3*time.Second))
-	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second})
+	var events registrytest.Events
+	r := dial(t, e, etcd.WithTTL(3*time.Second), etcd.WithOnEvent(events.OnEvent))
+	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second, Backend: "etcd", Events: &events})
 }

@@ -9,7 +9,7 @@
 // lease expired during an outage, etcd restarted without its data, the
 // connection stayed down longer than the TTL — it grants a new lease and
 // puts the key again, with capped, jittered backoff, until [Registry.Deregister]
-// or [Registry.Close]. Every step is reported through the OnEvent hook
+// or [Registry.Close]. Every step is reported through the WithOnEvent hook
 // (registered, register_failed, heartbeat_failed, deregistered,
 // deregister_failed) and logged with slog.
 //
@@ -71,51 +71,70 @@ const backend = "etcd"
 // ErrClosed is returned by the methods of a closed Registry.
 var ErrClosed = errors.New("etcd: registry closed")
 
-// Option configures a Registry.
-type Option func(*config)
+// Option configures [New].
+type Option interface{ applyEtcd(*config) }
+
+// ClientOption configures [NewFromClient].
+type ClientOption interface{ applyEtcdClient(*config) }
+
+// CommonOption is an option of both [New] and [NewFromClient].
+type CommonOption func(*config)
+
+func (f CommonOption) applyEtcd(c *config)       { f(c) }
+func (f CommonOption) applyEtcdClient(c *config) { f(c) }
+
+// dialOption is an option of New only.
+type dialOption func(*config)
+
+func (f dialOption) applyEtcd(c *config) { f(c) }
 
 type config struct {
-	prefix  string
-	ttl     time.Duration
-	timeout time.Duration
-	resync  time.Duration
-	logger  *slog.Logger
-	onEvent func(registry.Event)
-	dialCfg *clientv3.Config
+	prefix     string
+	ttl        time.Duration
+	timeout    time.Duration
+	resync     time.Duration
+	logger     *slog.Logger
+	onEvent    func(context.Context, registry.Event)
+	onEventSet bool
+	dialCfg    *clientv3.Config
 }
 
 // WithPrefix sets the key prefix (default [DefaultPrefix]). It must start
 // with "/"; a trailing "/" is dropped.
-func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+func WithPrefix(p string) CommonOption { return func(c *config) { c.prefix = p } }
 
 // WithTTL sets the lease TTL (default [DefaultTTL], at least [MinTTL]). etcd
 // leases count whole seconds: the TTL is rounded up to one.
-func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
+func WithTTL(d time.Duration) CommonOption { return func(c *config) { c.ttl = d } }
 
-// WithTimeout bounds each etcd call (default [DefaultTimeout]).
-func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+// WithTimeout bounds each etcd call (default [DefaultTimeout]; must be > 0).
+func WithTimeout(d time.Duration) CommonOption { return func(c *config) { c.timeout = d } }
 
 // WithResyncInterval sets how often a watcher re-reads its service to catch
 // changes a resumed etcd watch cannot report (default
 // [DefaultResyncInterval], at least 100 ms).
-func WithResyncInterval(d time.Duration) Option { return func(c *config) { c.resync = d } }
+func WithResyncInterval(d time.Duration) CommonOption { return func(c *config) { c.resync = d } }
 
 // WithLogger sets the logger of registrations, keep-alive failures and
 // watch rebuilds (default, and for a nil l, the kit's JSON logger
 // logging.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func WithLogger(l *slog.Logger) CommonOption { return func(c *config) { c.logger = l } }
 
-// OnEvent sets a hook called with every registration event, for metrics.
-// It is called synchronously from the registration's goroutine (or from
-// Register and Deregister) and must not block.
-func OnEvent(fn func(registry.Event)) Option { return func(c *config) { c.onEvent = fn } }
+// WithOnEvent sets a hook called with every registration event, for
+// metrics, with the context of Register or Deregister, or the registry's
+// own background context for the keep-alive's events. It is called
+// synchronously from the registration's goroutine (or from Register and
+// Deregister) and must not block. Default: none; a nil fn is an error.
+func WithOnEvent(fn func(context.Context, registry.Event)) CommonOption {
+	return func(c *config) { c.onEvent, c.onEventSet = fn, true }
+}
 
-// WithClientConfig is used by [Dial] only: the base configuration of the
-// client it creates (TLS, credentials, ...). Its Endpoints are replaced by
-// Dial's; zero DialTimeout, Logger and reconnect backoff get the defaults
-// documented on Dial.
+// WithClientConfig is the base configuration of the client [New] creates
+// (TLS, credentials, ...). Its Endpoints are replaced by New's; zero
+// DialTimeout, Logger and reconnect backoff get the defaults documented on
+// New. Default: a zero clientv3.Config.
 func WithClientConfig(cfg clientv3.Config) Option {
-	return func(c *config) { c.dialCfg = &cfg }
+	return dialOption(func(c *config) { c.dialCfg = &cfg })
 }
 
 // Registry is an etcd-backed [registry.Registrar] and [registry.Discovery].
@@ -133,37 +152,51 @@ type Registry struct {
 	watchers map[*watcher]struct{}
 }
 
-var (
-	_ registry.Registrar = (*Registry)(nil)
-	_ registry.Discovery = (*Registry)(nil)
-)
+var _ registry.Registry = (*Registry)(nil)
 
-// New returns a Registry that uses client. The caller keeps ownership of
-// the client: Close does not close it. The client should reconnect quickly
-// after an outage (a gRPC reconnect backoff capped at a few seconds, see
-// Dial), or re-registration waits for its reconnect.
-func New(client *clientv3.Client, opts ...Option) (*Registry, error) {
+// NewFromClient returns a Registry that uses client. The caller keeps
+// ownership of the client: Close does not close it. The client should
+// reconnect quickly after an outage (a gRPC reconnect backoff capped at a
+// few seconds, see New), or re-registration waits for its reconnect.
+func NewFromClient(client *clientv3.Client, opts ...ClientOption) (*Registry, error) {
 	if client == nil {
 		return nil, errors.New("etcd: nil client")
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(func(c *config) error {
+		for i, o := range opts {
+			if o == nil {
+				return fmt.Errorf("etcd: option %d is nil", i+1)
+			}
+			o.applyEtcdClient(c)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if cfg.dialCfg != nil {
-		return nil, errors.New("etcd: WithClientConfig is for Dial only")
 	}
 	return newRegistry(client, false, cfg), nil
 }
 
-// Dial creates an etcd client for endpoints and returns a Registry that
-// owns it (Close closes it). The client dials in the background: Dial does
+// New creates an etcd client for endpoints and returns a Registry that
+// owns it (Close closes it). The client dials in the background: New does
 // not fail when etcd is down, and Register waits for it within its context.
 // Unless set by WithClientConfig, the client has a 5 s dial timeout, no
 // logging of its own (the Registry logs through slog), and a gRPC reconnect
 // backoff capped at the re-registration backoff (at most [MaxBackoff]), so
 // that an instance comes back soon after etcd does.
-func Dial(endpoints []string, opts ...Option) (*Registry, error) {
+func New(endpoints []string, opts ...Option) (*Registry, error) {
+	cfg, err := newConfig(func(c *config) error {
+		for i, o := range opts {
+			if o == nil {
+				return fmt.Errorf("etcd: option %d is nil", i+1)
+			}
+			o.applyEtcd(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	if len(endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
 	}
@@ -171,10 +204,6 @@ func Dial(endpoints []string, opts ...Option) (*Registry, error) {
 		if strings.TrimSpace(ep) == "" {
 			return nil, errors.New("etcd: empty endpoint")
 		}
-	}
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
 	}
 	var cc clientv3.Config
 	if cfg.dialCfg != nil {
@@ -204,17 +233,17 @@ func Dial(endpoints []string, opts ...Option) (*Registry, error) {
 	return newRegistry(client, true, cfg), nil
 }
 
-func newConfig(opts []Option) (config, error) {
+// newConfig applies the options (through apply) over the defaults and
+// checks the result.
+func newConfig(apply func(*config) error) (config, error) {
 	cfg := config{
 		prefix:  DefaultPrefix,
 		ttl:     DefaultTTL,
 		timeout: DefaultTimeout,
 		resync:  DefaultResyncInterval,
 	}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	if err := apply(&cfg); err != nil {
+		return cfg, err
 	}
 	if !strings.HasPrefix(cfg.prefix, "/") {
 		return cfg, fmt.Errorf("etcd: WithPrefix %q must start with /", cfg.prefix)
@@ -231,6 +260,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if cfg.resync < 100*time.Millisecond {
 		return cfg, fmt.Errorf("etcd: WithResyncInterval %v is below 100ms", cfg.resync)
+	}
+	if cfg.onEventSet && cfg.onEvent == nil {
+		return cfg, errors.New("etcd: WithOnEvent: nil function")
 	}
 	cfg.logger = logging.OrDefault(cfg.logger)
 	return cfg, nil
@@ -262,7 +294,7 @@ func (r *Registry) Backend() string { return backend }
 // Client returns the etcd client the Registry uses.
 func (r *Registry) Client() *clientv3.Client { return r.client }
 
-// Close stops every keep-alive and watcher and closes the client when Dial
+// Close stops every keep-alive and watcher and closes the client when New
 // created it. Instances not deregistered first stay in etcd until their
 // lease expires (one TTL). Close is safe to call more than once.
 func (r *Registry) Close() error {
@@ -304,11 +336,11 @@ func (r *Registry) servicePrefix(name string) string {
 	return r.cfg.prefix + "/" + name + "/"
 }
 
-func (r *Registry) emit(kind registry.EventKind, ins *registry.ServiceInstance, err error) {
+func (r *Registry) emit(ctx context.Context, kind registry.EventKind, ins *registry.ServiceInstance, err error) {
 	if r.cfg.onEvent == nil {
 		return
 	}
-	r.cfg.onEvent(registry.Event{Backend: backend, Kind: kind, Instance: ins, Err: err, Time: time.Now()})
+	r.cfg.onEvent(ctx, registry.Event{Backend: backend, Kind: kind, Instance: ins, Err: err, Time: time.Now()})
 }
 
 // validSegment reports what is wrong with a service name or instance ID used

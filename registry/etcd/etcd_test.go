@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
@@ -33,7 +34,7 @@ type events struct {
 	all []registry.Event
 }
 
-func (e *events) hook(ev registry.Event) {
+func (e *events) hook(_ context.Context, ev registry.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.all = append(e.all, ev)
@@ -70,9 +71,9 @@ func (e *events) check(t *testing.T) {
 // cleanup.
 func dial(t *testing.T, e *testenv.Etcd, opts ...etcd.Option) *etcd.Registry {
 	t.Helper()
-	r, err := etcd.Dial([]string{e.Endpoint}, append([]etcd.Option{etcd.WithLogger(quiet)}, opts...)...)
+	r, err := etcd.New([]string{e.Endpoint}, append([]etcd.Option{etcd.WithLogger(quiet)}, opts...)...)
 	if err != nil {
-		t.Fatalf("Dial: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := r.Close(); err != nil {
@@ -147,7 +148,7 @@ func waitOneLease(t *testing.T, e *testenv.Etcd, key string, within time.Duratio
 func TestRegisterDeregister(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	var evs events
-	r := dial(t, e, etcd.WithTTL(3*time.Second), etcd.OnEvent(evs.hook))
+	r := dial(t, e, etcd.WithTTL(3*time.Second), etcd.WithOnEvent(evs.hook))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -274,7 +275,7 @@ func TestRegisterWaitsForEtcd(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	e.Stop()
 	var evs events
-	r := dial(t, e, etcd.WithTTL(2*time.Second), etcd.WithTimeout(300*time.Millisecond), etcd.OnEvent(evs.hook))
+	r := dial(t, e, etcd.WithTTL(2*time.Second), etcd.WithTimeout(300*time.Millisecond), etcd.WithOnEvent(evs.hook))
 	ins := instance("orders-1", "9001")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
@@ -315,7 +316,7 @@ func TestRegisterWaitsForEtcd(t *testing.T) {
 func TestDeregisterBounded(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	var evs events
-	r := dial(t, e, etcd.WithTTL(2*time.Second), etcd.OnEvent(evs.hook))
+	r := dial(t, e, etcd.WithTTL(2*time.Second), etcd.WithOnEvent(evs.hook))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ins := instance("orders-1", "9001")
@@ -344,8 +345,11 @@ func TestDeregisterBounded(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
-	if _, err := etcd.New(nil); err == nil || !strings.Contains(err.Error(), "nil client") {
-		t.Fatalf("New(nil) = %v", err)
+	if _, err := etcd.NewFromClient(nil); err == nil || !strings.Contains(err.Error(), "nil client") {
+		t.Fatalf("NewFromClient(nil) = %v", err)
+	}
+	if _, err := etcd.NewFromClient(&clientv3.Client{}, etcd.WithTimeout(time.Second), nil); err == nil || !strings.Contains(err.Error(), "etcd: option 2 is nil") {
+		t.Fatalf("NewFromClient with a nil option = %v", err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -360,11 +364,13 @@ func TestInvalid(t *testing.T) {
 		{"short TTL", []string{"127.0.0.1:1"}, []etcd.Option{etcd.WithTTL(time.Second)}, "WithTTL"},
 		{"zero timeout", []string{"127.0.0.1:1"}, []etcd.Option{etcd.WithTimeout(0)}, "WithTimeout"},
 		{"short resync", []string{"127.0.0.1:1"}, []etcd.Option{etcd.WithResyncInterval(time.Millisecond)}, "WithResyncInterval"},
+		{"nil hook", []string{"127.0.0.1:1"}, []etcd.Option{etcd.WithOnEvent(nil)}, "WithOnEvent: nil function"},
+		{"nil option", []string{"127.0.0.1:1"}, []etcd.Option{etcd.WithTTL(etcd.MinTTL), nil}, "option 2 is nil"},
 	} {
-		r, err := etcd.Dial(tc.eps, tc.opts...)
+		r, err := etcd.New(tc.eps, tc.opts...)
 		if err == nil {
 			r.Close()
-			t.Errorf("%s: Dial succeeded", tc.name)
+			t.Errorf("%s: New succeeded", tc.name)
 			continue
 		}
 		if !strings.HasPrefix(err.Error(), "etcd: ") || !strings.Contains(err.Error(), tc.want) {
@@ -373,12 +379,15 @@ func TestInvalid(t *testing.T) {
 	}
 
 	// A port nobody listens on: the client dials in the background, so
-	// Dial succeeds; the instance checks need no server.
-	r, err := etcd.Dial([]string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}, etcd.WithLogger(quiet))
+	// New succeeds; the instance checks need no server.
+	r, err := etcd.New([]string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}, etcd.WithLogger(quiet))
 	if err != nil {
-		t.Fatalf("Dial: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	defer r.Close()
+	if got := r.Backend(); got != "etcd" {
+		t.Errorf("Backend() = %q, want etcd", got)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, ins := range []*registry.ServiceInstance{

@@ -13,9 +13,9 @@ import (
 // Register an instance of "orders", follow the instances of "payments",
 // and deregister at shutdown. (Compiled, not run: it needs an etcd.)
 func Example() {
-	reg, err := etcd.Dial([]string{"127.0.0.1:2379"},
+	reg, err := etcd.New([]string{"127.0.0.1:2379"},
 		etcd.WithTTL(10*time.Second),
-		etcd.OnEvent(func(e registry.Event) {
+		etcd.WithOnEvent(func(_ context.Context, e registry.Event) {
 			slog.Info("registration", "kind", e.Kind.String(), "instance_id", e.Instance.InstanceID())
 		}),
 	)

@@ -39,7 +39,7 @@ func TestRecovery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testenv.StartEtcd(t)
 			var evs events
-			r := dial(t, e, etcd.WithTTL(recoveryTTL), etcd.WithTimeout(time.Second), etcd.OnEvent(evs.hook))
+			r := dial(t, e, etcd.WithTTL(recoveryTTL), etcd.WithTimeout(time.Second), etcd.WithOnEvent(evs.hook))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			ins := instance("orders-1", "9001")
@@ -92,7 +92,7 @@ func TestRecoveryLongOutage(t *testing.T) {
 	}
 	e := testenv.StartEtcd(t)
 	var evs events
-	r := dial(t, e, etcd.WithTTL(recoveryTTL), etcd.WithTimeout(500*time.Millisecond), etcd.OnEvent(evs.hook))
+	r := dial(t, e, etcd.WithTTL(recoveryTTL), etcd.WithTimeout(500*time.Millisecond), etcd.WithOnEvent(evs.hook))
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	ins := instance("orders-1", "9001")

@@ -104,7 +104,7 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	r.regs[key] = reg
 	r.mu.Unlock()
 
-	r.emit(registry.Registered, reg.ins, nil)
+	r.emit(ctx, registry.Registered, reg.ins, nil)
 	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: registered", reg.attrs(lease)...)
 	go reg.loop(lease, prev)
 	return nil
@@ -175,13 +175,13 @@ func (r *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 	}
 	if err != nil {
 		err = fmt.Errorf("etcd: deregister %s: %w", key, err)
-		r.emit(registry.DeregisterFailed, ins, err)
+		r.emit(ctx, registry.DeregisterFailed, ins, err)
 		r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "etcd: deregister failed",
 			slog.String("service", ins.Name), slog.String("instance_id", id), slog.String("key", key),
 			slog.String("error", err.Error()))
 		return err
 	}
-	r.emit(registry.Deregistered, ins, nil)
+	r.emit(ctx, registry.Deregistered, ins, nil)
 	r.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "etcd: deregistered",
 		slog.String("service", ins.Name), slog.String("instance_id", id), slog.String("key", key))
 	return nil
@@ -254,7 +254,7 @@ func (g *registration) registerUntil(ctx context.Context) (clientv3.LeaseID, err
 		if ctx.Err() != nil {
 			return 0, errors.Join(ctx.Err(), err)
 		}
-		g.r.emit(registry.RegisterFailed, g.ins, err)
+		g.r.emit(ctx, registry.RegisterFailed, g.ins, err)
 		g.r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "etcd: register failed",
 			slog.String("service", g.ins.Name), slog.String("instance_id", g.ins.ID), slog.String("key", g.key),
 			slog.Int("attempt", attempt+1), slog.String("error", err.Error()))
@@ -282,7 +282,7 @@ func (g *registration) loop(lease, prev clientv3.LeaseID) {
 			if lease, err = g.registerUntil(g.ctx); err != nil {
 				return // stopped
 			}
-			g.r.emit(registry.Registered, g.ins, nil)
+			g.r.emit(g.ctx, registry.Registered, g.ins, nil)
 			g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelInfo, "etcd: registered again", g.attrs(lease)...)
 		}
 		ch, err := g.r.client.KeepAlive(g.ctx, lease)
@@ -298,7 +298,7 @@ func (g *registration) loop(lease, prev clientv3.LeaseID) {
 			return
 		}
 		err = fmt.Errorf("etcd: keep-alive of %s: %w", g.key, err)
-		g.r.emit(registry.HeartbeatFailed, g.ins, err)
+		g.r.emit(g.ctx, registry.HeartbeatFailed, g.ins, err)
 		g.r.cfg.logger.LogAttrs(g.ctx, slog.LevelWarn, "etcd: keep-alive failed; registering again",
 			append(g.attrs(lease), slog.String("error", err.Error()))...)
 		prev, lease = lease, 0

@@ -247,7 +247,7 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	r, err := etcd.New(client, etcd.WithTTL(2*time.Second), etcd.WithLogger(quiet))
+	r, err := etcd.NewFromClient(client, etcd.WithTTL(2*time.Second), etcd.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
