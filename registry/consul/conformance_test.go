@@ -15,6 +15,7 @@ import (
 // check would keep them critical, hence unlisted).
 func TestConformance(t *testing.T) {
 	c := testenv.StartConsul(t)
-	r := newRegistry(t, c, consul.WithTTLCheck(5*time.Second), consul.WithWatchWait(2*time.Second))
-	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second})
+	var events registrytest.Events
+	r := newRegistry(t, c, consul.WithTTLCheck(5*time.Second), consul.WithWatchWait(2*time.Second), consul.WithOnEvent(events.OnEvent))
+	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second, Backend: "consul", Events: &events})
 }

@@ -313,6 +313,7 @@ type Registry struct {
 }
 
 var (
+	_ registry.Registry  = (*Registry)(nil)
 	_ registry.Registrar = (*Registry)(nil)
 	_ registry.Discovery = (*Registry)(nil)
 )

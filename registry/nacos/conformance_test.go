@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gingov/gingov/internal/testenv"
+	"github.com/gingov/gingov/registry/nacos"
 	"github.com/gingov/gingov/registry/registrytest"
 )
 
@@ -12,6 +13,7 @@ import (
 // real rnacos.
 func TestConformance(t *testing.T) {
 	n := testenv.StartNacos(t)
-	r, _ := newRegistry(t, n)
-	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second})
+	var events registrytest.Events
+	r, _ := newRegistry(t, n, nacos.WithOnEvent(events.OnEvent))
+	registrytest.Run(t, r, r, registrytest.Options{Timeout: 5 * time.Second, Backend: "nacos", Events: &events})
 }

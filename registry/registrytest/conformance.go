@@ -34,6 +34,38 @@ type Options struct {
 	SkipID bool
 	// SkipWeight skips the check that Weight round-trips.
 	SkipWeight bool
+	// Backend is the name the backend must return from Backend() ("nacos",
+	// "etcd", ...). Empty: any non-empty lower-case name.
+	Backend string
+	// Events, when set, must receive the backend's events (pass
+	// Events.OnEvent to the backend's WithOnEvent): Run then checks that a
+	// registration reports Registered and a deregistration Deregistered,
+	// and that every event the backend reported during the run is of a
+	// known kind, names the backend, carries its instance and time, and
+	// has an error exactly when its kind is a failure. Every backend's own
+	// conformance test sets it.
+	Events *Events
+}
+
+// Events records the events of a backend, for [Run]. The zero value is
+// ready to use; it is safe for concurrent use.
+type Events struct {
+	mu     sync.Mutex
+	events []registry.Event
+}
+
+// OnEvent records e; pass it to the backend's WithOnEvent.
+func (e *Events) OnEvent(_ context.Context, ev registry.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, ev)
+}
+
+// All returns the events recorded so far, oldest first.
+func (e *Events) All() []registry.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.events)
 }
 
 // Run checks that reg and disc (usually one backend pointed at one real
@@ -46,7 +78,9 @@ type Options struct {
 //     instances and no error;
 //   - a watcher's Next first returns the current set, then follows
 //     registrations and removals with whole sets;
-//   - Stop, and cancelling Watch's context, end a blocked Next with an error.
+//   - Stop, and cancelling Watch's context, end a blocked Next with an error;
+//   - reg has a Backend() string method that names it (Options.Backend),
+//     and, with Options.Events, reports the events described there.
 //
 // Each check is a subtest with its own service name; every instance is
 // deregistered at cleanup.
@@ -59,6 +93,7 @@ func Run(t *testing.T, reg registry.Registrar, disc registry.Discovery, opts Opt
 		opts.NamePrefix = "gingov-conformance"
 	}
 	c := &conformance{reg: reg, disc: disc, opts: opts, run: randomSuffix(t)}
+	t.Run("Backend", c.backend)
 	t.Run("RegisterGet", c.registerGet)
 	t.Run("RegisterTwice", c.registerTwice)
 	t.Run("Deregister", c.deregister)
@@ -66,6 +101,89 @@ func Run(t *testing.T, reg registry.Registrar, disc registry.Discovery, opts Opt
 	t.Run("Watch", c.watch)
 	t.Run("WatchStop", c.watchStop)
 	t.Run("WatchContext", c.watchContext)
+	t.Run("Events", c.events)
+}
+
+// backendName is reg's Backend(), or "" when it has no such method.
+func (c *conformance) backendName() string {
+	if b, ok := c.reg.(interface{ Backend() string }); ok {
+		return b.Backend()
+	}
+	return ""
+}
+
+func (c *conformance) backend(t *testing.T) {
+	if _, ok := c.reg.(interface{ Backend() string }); !ok {
+		t.Fatalf("%T has no Backend() string method: registry.Server would label it by its Go type", c.reg)
+	}
+	name := c.backendName()
+	switch {
+	case c.opts.Backend != "" && name != c.opts.Backend:
+		t.Errorf("Backend() = %q, want %q", name, c.opts.Backend)
+	case name == "" || name != strings.ToLower(name) || strings.ContainsAny(name, " *./"):
+		t.Errorf("Backend() = %q; want a lower-case name such as \"nacos\"", name)
+	}
+}
+
+// events registers and deregisters one instance and checks what the
+// backend reported, then every event of the run.
+func (c *conformance) events(t *testing.T) {
+	if c.opts.Events == nil {
+		t.Skip("no Options.Events")
+	}
+	name := c.name(t)
+	ins := c.instance(name, 1)
+	c.register(t, ins)
+	ctx := c.ctx(t)
+	if err := c.reg.Deregister(ctx, ins); err != nil {
+		t.Fatalf("Deregister: %v", err)
+	}
+	backend := c.backendName()
+	var registered, deregistered bool
+	for _, e := range c.opts.Events.All() {
+		if e.Instance != nil && e.Instance.InstanceID() == ins.InstanceID() {
+			switch e.Kind {
+			case registry.Registered:
+				registered = true
+			case registry.Deregistered:
+				deregistered = registered
+			}
+		}
+	}
+	if !registered || !deregistered {
+		t.Errorf("events of %s: registered %v, then deregistered %v; want both (events %s)",
+			ins.InstanceID(), registered, deregistered, kinds(c.opts.Events.All()))
+	}
+	for i, e := range c.opts.Events.All() {
+		failure := false
+		switch e.Kind {
+		case registry.Registered, registry.Deregistered:
+		case registry.RegisterFailed, registry.HeartbeatFailed, registry.DeregisterFailed:
+			failure = true
+		default:
+			t.Errorf("event %d: unknown kind %d", i, e.Kind)
+		}
+		if e.Backend != backend {
+			t.Errorf("event %d (%s): Backend %q, want %q as Backend() says", i, e.Kind, e.Backend, backend)
+		}
+		if e.Instance == nil || e.Instance.Name == "" {
+			t.Errorf("event %d (%s): no instance", i, e.Kind)
+		}
+		if e.Time.IsZero() {
+			t.Errorf("event %d (%s): zero Time", i, e.Kind)
+		}
+		if failure != (e.Err != nil) {
+			t.Errorf("event %d (%s): Err %v", i, e.Kind, e.Err)
+		}
+	}
+}
+
+func kinds(evs []registry.Event) string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind.String()
+	}
+	return fmt.Sprint(out)
 }
 
 type conformance struct {
