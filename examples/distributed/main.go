@@ -97,7 +97,7 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 		sopts = append(sopts, registry.WithOnEvent(gov.OnRegistryEvent))
 	}
 	if o.nacos != "" {
-		nr, err := nacos.New(nacos.Config{Servers: []string{o.nacos}, Logger: chain.Logger})
+		nr, err := nacos.New([]string{o.nacos}, nacos.WithLogger(chain.Logger))
 		if err != nil {
 			return err
 		}

@@ -99,7 +99,7 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 		return err
 	}
 	defer func() { _ = backend.Close() }()
-	res, err := registry.NewResolver(backend, registry.WithResolverLogger(logger))
+	res, err := registry.NewResolver(backend, registry.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,5 @@
 // Package discover builds the registry client the gateway and orders
-// examples share: Nacos or Eureka, chosen by flags.
+// examples share: Nacos, Eureka or Consul, chosen by flags.
 package discover
 
 import (
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gingov/gingov/registry"
+	"github.com/gingov/gingov/registry/consul"
 	"github.com/gingov/gingov/registry/nacos"
 )
 
@@ -18,6 +19,7 @@ type Flags struct {
 	Nacos  string        // Nacos HTTP host:port
 	Eureka string        // Eureka base URL, http://host:8761/eureka
 	Poll   time.Duration // Eureka: how often discovery reads the server
+	Consul string        // Consul agent HTTP host:port
 }
 
 // Register adds the registry flags to fs.
@@ -25,23 +27,26 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Nacos, "nacos", "", "Nacos server host:port")
 	fs.StringVar(&f.Eureka, "eureka", "", "Eureka base URL, e.g. http://127.0.0.1:8761/eureka")
 	fs.DurationVar(&f.Poll, "eureka-poll", 5*time.Second, "how often Eureka discovery reads the server")
+	fs.StringVar(&f.Consul, "consul", "", "Consul agent host:port, e.g. 127.0.0.1:8500")
 }
 
-// Backend is a registry that registers and discovers.
-type Backend interface {
-	registry.Registrar
-	registry.Discovery
-	Close() error
-}
-
-// Open connects to the registry the flags name: exactly one of -nacos and
-// -eureka.
-func (f *Flags) Open(logger *slog.Logger) (Backend, error) {
+// Open connects to the registry the flags name: exactly one of -nacos,
+// -eureka and -consul.
+func (f *Flags) Open(logger *slog.Logger) (registry.Registry, error) {
+	set := 0
+	for _, v := range []string{f.Nacos, f.Eureka, f.Consul} {
+		if v != "" {
+			set++
+		}
+	}
 	switch {
-	case f.Nacos != "" && f.Eureka != "":
-		return nil, errors.New("set one of -nacos and -eureka")
+	case set > 1:
+		return nil, errors.New("set one of -nacos, -eureka and -consul")
 	case f.Nacos != "":
-		return nacos.New(nacos.Config{Servers: []string{f.Nacos}, Logger: logger})
+		return nacos.New([]string{f.Nacos}, nacos.WithLogger(logger))
+	case f.Consul != "":
+		// An HTTP check on the Server's /readyz, every 10 s by default.
+		return consul.New(f.Consul, consul.WithLogger(logger))
 	case f.Eureka != "":
 		// Renew every 5 s with a 15 s lease, so that a crashed instance
 		// leaves discovery quickly.
@@ -49,5 +54,5 @@ func (f *Flags) Open(logger *slog.Logger) (Backend, error) {
 			registry.WithEurekaPollInterval(f.Poll),
 			registry.WithEurekaRenewalInterval(5*time.Second), registry.WithEurekaLeaseDuration(15*time.Second))
 	}
-	return nil, fmt.Errorf("set -nacos or -eureka")
+	return nil, fmt.Errorf("set -nacos, -eureka or -consul")
 }
