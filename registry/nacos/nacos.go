@@ -2,8 +2,9 @@
 // through it, with nacos-sdk-go/v2 (v2.3.5) over the Nacos 2.x gRPC
 // protocol.
 //
-// A [Registry] is one SDK naming client. It implements
-// [registry.Registrar] and [registry.Discovery]:
+// A [Registry] is one SDK naming client, made by [New] with With...
+// options. It is a [registry.Registry] (Registrar, Discovery, Close, and
+// Backend "nacos"):
 //
 //   - Instances are ephemeral: the server keeps them while the client's
 //     gRPC connection lives, and drops them when it ends (Close, a crash).

@@ -58,6 +58,10 @@ func New() *Registry {
 // Backend names the backend in events: "memory".
 func (r *Registry) Backend() string { return "memory" }
 
+// Close does nothing and returns nil: the in-memory registry holds no
+// connection. It makes Registry a [registry.Registry].
+func (r *Registry) Close() error { return nil }
+
 // SetRegisterHook installs fn (nil removes it) in front of Register.
 func (r *Registry) SetRegisterHook(fn Hook) {
 	r.mu.Lock()
@@ -277,6 +281,7 @@ func Clone(ins *registry.ServiceInstance) *registry.ServiceInstance {
 }
 
 var (
+	_ registry.Registry  = (*Registry)(nil)
 	_ registry.Registrar = (*Registry)(nil)
 	_ registry.Discovery = (*Registry)(nil)
 )
