@@ -58,7 +58,7 @@ func transports(t *testing.T, u *upstream) map[string]struct {
 	if err := reg.Register(t.Context(), &registry.ServiceInstance{Name: "budget", Address: u.srv.Listener.Addr().String()}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := registry.NewResolver(reg, registry.WithResolverLogger(logging.New(io.Discard, nil)))
+	res, err := registry.NewResolver(reg, registry.WithLogger(logging.New(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
