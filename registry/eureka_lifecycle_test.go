@@ -28,7 +28,7 @@ func TestEurekaLifecycle(t *testing.T) {
 	mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong")) })
 	s, err := registry.NewServer(mux, "127.0.0.1:0", eu,
 		registry.ServiceInstance{ID: name + "-1", Name: name, Version: "v1"},
-		registry.WithOnEvent(srvEvents.add),
+		registry.WithOnEvent(func(_ context.Context, e registry.Event) { srvEvents.add(e) }),
 		registry.WithDrainDelay(100*time.Millisecond),
 		registry.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
