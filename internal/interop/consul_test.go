@@ -55,10 +55,10 @@ func gingovConsul(t *testing.T, c *testenv.Consul) *consul.Registry {
 // envelope as a Kratos error.
 func TestKratosClientCallsGingovThroughConsul(t *testing.T) {
 	c := testenv.StartConsul(t)
-	s, start := serveGingov(t, gingovConsul(t, c), registry.ServiceInstance{ID: "orders-1", Name: "orders", Version: "v1"})
+	s := serveGingov(t, gingovConsul(t, c), registry.ServiceInstance{ID: "orders-1", Name: "orders", Version: "v1"}, fastDrain)
 	disc := kconsul.New(consulAPI(t, c))
 
-	kratosCallsGingov(t, "Consul", disc, "orders", s, start)
+	kratosCallsGingov(t, "Consul", disc, "orders", s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -82,4 +82,11 @@ func TestGingovClientCallsKratosThroughConsul(t *testing.T) {
 	c := testenv.StartConsul(t)
 	ks, ins := serveKratos(t, "hello", kconsul.New(consulAPI(t, c), kconsul.WithHealthCheckInterval(1)))
 	gingovCallsKratos(t, gingovConsul(t, c), "hello", ks, ins)
+}
+
+// TestKratosClientFollowsGingovDeregistrationThroughConsul: see
+// kratosFollowsDeregistration.
+func TestKratosClientFollowsGingovDeregistrationThroughConsul(t *testing.T) {
+	c := testenv.StartConsul(t)
+	kratosFollowsDeregistration(t, kconsul.New(consulAPI(t, c)), gingovConsul(t, c), "orders")
 }

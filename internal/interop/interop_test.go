@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,14 +84,24 @@ func gingovService(t *testing.T, instanceID string) http.Handler {
 	return r
 }
 
+// fastDrain keeps the stop of a Server short where no client is left to
+// drain.
+var fastDrain = registry.WithDrainDelay(50 * time.Millisecond)
+
+// gingovServer is a gingov service run by registry.Server.
+type gingovServer struct {
+	*registry.Server
+	start time.Time // when Run was called
+	stop  func()    // ends Run and waits for it (also at test cleanup)
+}
+
 // serveGingov runs the gingov service through registry.NewServer with reg
-// on a free loopback port until the test ends, and returns the Server
-// (not yet necessarily registered) and when it started.
-func serveGingov(t *testing.T, reg registry.Registrar, ins registry.ServiceInstance) (*registry.Server, time.Time) {
+// on a free loopback port until stop or the end of the test. The Server
+// keeps its default drain delay unless opts say otherwise.
+func serveGingov(t *testing.T, reg registry.Registrar, ins registry.ServiceInstance, opts ...registry.ServerOption) *gingovServer {
 	t.Helper()
 	s, err := registry.NewServer(gingovService(t, ins.ID), "127.0.0.1:0", reg, ins,
-		registry.WithDrainDelay(50*time.Millisecond),
-		registry.WithLogger(quiet))
+		append([]registry.ServerOption{registry.WithLogger(quiet)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -101,18 +112,22 @@ func serveGingov(t *testing.T, reg registry.Registrar, ins registry.ServiceInsta
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Server.Run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Server.Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("Server.Run did not return 20 s after its context ended")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("Server.Run did not return 20 s after its context ended")
-		}
-	})
-	return s, start
+		})
+	}
+	t.Cleanup(stop)
+	return &gingovServer{Server: s, start: start, stop: stop}
 }
 
 // kratosClient is a Kratos HTTP client for discovery:///name through
@@ -257,11 +272,11 @@ func getJSON(ctx context.Context, c *http.Client, url string, out any) error {
 // Kratos client for name through disc gets the gingov service's answer,
 // reads its error envelope, and its call latency is measured against
 // direct calls.
-func kratosCallsGingov(t *testing.T, backend string, disc kregistry.Discovery, name string, s *registry.Server, start time.Time) {
+func kratosCallsGingov(t *testing.T, backend string, disc kregistry.Discovery, name string, s *gingovServer) {
 	t.Helper()
 	id := s.Instance().ID
 	cli := kratosClient(t, disc, name)
-	got, took := firstCall(t, cli, start, 20*time.Second)
+	got, took := firstCall(t, cli, s.start, 20*time.Second)
 	if got.ID != "42" || got.Instance != id {
 		t.Fatalf("the Kratos client got %+v; want order 42 from %s", got, id)
 	}
@@ -274,4 +289,71 @@ func kratosCallsGingov(t *testing.T, backend string, disc kregistry.Discovery, n
 	direct := measureCalls(t, n, callsDirect(t, s.Instance().Address))
 	t.Logf("%d sequential calls, Kratos client with %s discovery (discovery:///%s): %v; plain net/http to the same address: %v",
 		n, backend, name, viaKratos, direct)
+}
+
+// kratosFollowsDeregistration: two gingov instances of name registered
+// with reg serve a Kratos client (discovery through disc); when one of
+// them stops, with the Server's default drain delay, the Kratos client
+// loses no call: the deregistration reaches it before the instance stops
+// serving, and every later call goes to the other one.
+func kratosFollowsDeregistration(t *testing.T, disc kregistry.Discovery, reg registry.Registrar, name string) {
+	t.Helper()
+	s1 := serveGingov(t, reg, registry.ServiceInstance{ID: name + "-1", Name: name, Version: "v1"})
+	s2 := serveGingov(t, reg, registry.ServiceInstance{ID: name + "-2", Name: name, Version: "v1"})
+	cli := kratosClient(t, disc, name)
+
+	call := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var out order
+		err := cli.Invoke(ctx, http.MethodGet, "/orders/42", nil, &out)
+		return out.Instance, err
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(20 * time.Second)
+	for !seen[s1.Instance().ID] || !seen[s2.Instance().ID] {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Kratos client reached %v within 20 s; want both instances", seen)
+		}
+		if id, err := call(); err == nil {
+			seen[id] = true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	stopped := make(chan struct{})
+	stopAt := time.Now()
+	go func() { s2.stop(); close(stopped) }()
+	var calls, failed int
+	var lastFromS2 time.Duration
+	var firstErr error
+	for after := -1; after != 0; {
+		select {
+		case <-stopped:
+			if after < 0 {
+				after = 50 // calls after the Server stopped
+			}
+		default:
+		}
+		id, err := call()
+		calls++
+		switch {
+		case err != nil:
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		case id == s2.Instance().ID:
+			lastFromS2 = time.Since(stopAt)
+		}
+		if after > 0 {
+			after--
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%s-2 stopping (default drain delay %v): last answer from it %v after, Run returned %v after; %d calls, %d failed",
+		name, registry.DefaultDrainDelay, lastFromS2.Round(time.Millisecond), time.Since(stopAt).Round(time.Millisecond), calls, failed)
+	if failed > 0 {
+		t.Fatalf("%d of %d Kratos calls failed while an instance left (first: %v); want none", failed, calls, firstErr)
+	}
 }

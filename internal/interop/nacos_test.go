@@ -72,11 +72,11 @@ func kratosNaming(t *testing.T, n *testenv.Nacos) naming_client.INamingClient {
 // service of the same name would have, is checked as it is today.
 func TestKratosClientCallsGingovThroughNacos(t *testing.T) {
 	n := testenv.StartNacos(t)
-	s, start := serveGingov(t, gingovNacos(t, n, true), registry.ServiceInstance{ID: "orders-1", Name: "orders", Version: "v1"})
+	s := serveGingov(t, gingovNacos(t, n, true), registry.ServiceInstance{ID: "orders-1", Name: "orders", Version: "v1"}, fastDrain)
 	naming := kratosNaming(t, n)
 	disc := knacos.New(naming)
 
-	kratosCallsGingov(t, "Nacos", disc, "orders", s, start)
+	kratosCallsGingov(t, "Nacos", disc, "orders", s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -147,4 +147,11 @@ func TestGingovClientCallsKratosThroughNacos(t *testing.T) {
 	n := testenv.StartNacos(t)
 	ep, ins := serveKratos(t, "hello", knacos.New(kratosNaming(t, n)))
 	gingovCallsKratos(t, gingovNacos(t, n, false), "hello.http", ep, ins)
+}
+
+// TestKratosClientFollowsGingovDeregistrationThroughNacos: see
+// kratosFollowsDeregistration.
+func TestKratosClientFollowsGingovDeregistrationThroughNacos(t *testing.T) {
+	n := testenv.StartNacos(t)
+	kratosFollowsDeregistration(t, knacos.New(kratosNaming(t, n)), gingovNacos(t, n, true), "orders")
 }
