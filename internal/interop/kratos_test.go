@@ -63,7 +63,7 @@ func serveKratos(t *testing.T, name string, reg kregistry.Registrar) (*url.URL, 
 // registry.Resolver and Transport — gets its answer.
 func gingovCallsKratos(t *testing.T, disc registry.Discovery, name string, ep *url.URL, ins *kregistry.ServiceInstance) {
 	t.Helper()
-	res, err := registry.NewResolver(disc, registry.WithResolverLogger(quiet))
+	res, err := registry.NewResolver(disc, registry.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,18 +17,20 @@ import (
 	"github.com/gingov/gingov/registry/nacos"
 )
 
-// gingovNacos is a registry/nacos Registry on n; kratos sets
-// Config.Kratos (the "kind": "http" metadata).
+// gingovNacos is a registry/nacos Registry on n; kratos adds
+// nacos.WithKratos (the "kind": "http" metadata).
 func gingovNacos(t *testing.T, n *testenv.Nacos, kratos bool) *nacos.Registry {
 	t.Helper()
-	r, err := nacos.New(nacos.Config{
-		Servers:  []string{n.HTTPAddr},
-		LogDir:   sdkDir + "/log",
-		CacheDir: sdkDir + "/cache",
-		Timeout:  2 * time.Second,
-		Kratos:   kratos,
-		Logger:   quiet,
-	})
+	opts := []nacos.Option{
+		nacos.WithLogDir(sdkDir + "/log"),
+		nacos.WithCacheDir(sdkDir + "/cache"),
+		nacos.WithTimeout(2 * time.Second),
+		nacos.WithLogger(quiet),
+	}
+	if kratos {
+		opts = append(opts, nacos.WithKratos())
+	}
+	r, err := nacos.New([]string{n.HTTPAddr}, opts...)
 	if err != nil {
 		t.Fatalf("nacos.New: %v", err)
 	}
@@ -62,13 +64,13 @@ func kratosNaming(t *testing.T, n *testenv.Nacos) naming_client.INamingClient {
 }
 
 // TestKratosClientCallsGingovThroughNacos: a gingov service registered
-// by registry/nacos with Config.Kratos is found by Kratos's own Nacos
+// by registry/nacos with WithKratos is found by Kratos's own Nacos
 // discovery (contrib registry/nacos) under its plain name with an http://
 // endpoint (from the "kind" metadata) and its version, and a Kratos HTTP
 // client on discovery:///orders gets its answer, JSON decoded, and its
 // error envelope as a Kratos error.
 //
-// What Kratos sees without Config.Kratos, and under the name a Kratos
+// What Kratos sees without WithKratos, and under the name a Kratos
 // service of the same name would have, is checked as it is today.
 func TestKratosClientCallsGingovThroughNacos(t *testing.T) {
 	n := testenv.StartNacos(t)
@@ -97,7 +99,7 @@ func TestKratosClientCallsGingovThroughNacos(t *testing.T) {
 		t.Fatalf("Kratos GetService(orders.http) = %v, %v; want nothing (gingov registers plain names only)", dotted, err)
 	}
 
-	// Without Config.Kratos there is no "kind": Kratos's discovery gives
+	// Without WithKratos there is no "kind": Kratos's discovery gives
 	// the instance its default kind, grpc, and its HTTP client skips it...
 	plain := gingovNacos(t, n, false)
 	ins := &registry.ServiceInstance{ID: "plain-1", Name: "plain", Version: "v1", Address: addr}
