@@ -96,7 +96,7 @@ func (r *RequestID) Middleware() gin.HandlerFunc {
 			}
 		}
 		info := reqstate.Ensure(c)
-		info.RequestID, info.IDHeader[0] = id, id
+		info.RequestID, info.IDHeader[0], info.IDHeaderName = id, id, header
 		c.Writer.Header()[header] = info.IDHeader[:]
 		c.Next()
 	}
@@ -110,7 +110,60 @@ func RequestIDFromContext(ctx context.Context) string {
 	return ""
 }
 
-// ValidRequestID reports whether id may be used as a request ID as it is.
+// InjectRequestID forwards the request ID of ctx (see
+// [RequestIDFromContext]) in h, the header map of an outgoing request the
+// caller owns, under the header name the [RequestID] middleware read it
+// from ([DefaultRequestIDHeader] unless [WithRequestIDHeader] said
+// otherwise). It does nothing when ctx carries no request ID or h already
+// has that header, so an ID set by the caller wins. tracing.Transport and
+// registry.Transport call it (through [PropagateRequestID]) for every
+// request they send, so that a request ID, Envoy's x-request-id among
+// them, follows the call chain.
+func InjectRequestID(ctx context.Context, h http.Header) {
+	i := reqstate.From(ctx)
+	if i == nil || i.RequestID == "" {
+		return
+	}
+	name := i.IDHeaderName
+	if name == "" {
+		name = DefaultRequestIDHeader
+	}
+	if _, ok := h[name]; ok {
+		return
+	}
+	h[name] = []string{i.RequestID}
+}
+
+// PropagateRequestID returns req when its context carries no request ID or
+// req already has the request-ID header, and otherwise a shallow copy of
+// req with a copy of its header carrying the ID (as [InjectRequestID]
+// writes it): req itself is never modified, as an http.RoundTripper
+// requires.
+func PropagateRequestID(req *http.Request) *http.Request {
+	i := reqstate.From(req.Context())
+	if i == nil || i.RequestID == "" {
+		return req
+	}
+	name := i.IDHeaderName
+	if name == "" {
+		name = DefaultRequestIDHeader
+	}
+	if _, ok := req.Header[name]; ok {
+		return req
+	}
+	out := new(http.Request)
+	*out = *req
+	out.Header = req.Header.Clone()
+	if out.Header == nil {
+		out.Header = make(http.Header, 1)
+	}
+	out.Header[name] = []string{i.RequestID}
+	return out
+}
+
+// ValidRequestID reports whether id may be used as a request ID as it is:
+// 1 to [MaxRequestIDLen] bytes of ASCII letters, digits and "-_.:". A UUID
+// (Envoy's x-request-id) is one.
 func ValidRequestID(id string) bool {
 	if id == "" || len(id) > MaxRequestIDLen {
 		return false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/logging"
 )
 
 // Defaults of [Transport].
@@ -139,7 +140,10 @@ func WithRetries(n int) TransportOption {
 // When the request's context has a deadline, each attempt sends the
 // remaining budget in the deadline.Header header (deadline.Propagate); an
 // attempt with less than a millisecond left is not made, and RoundTrip
-// fails with an error that is errors.Is context.DeadlineExceeded.
+// fails with an error that is errors.Is context.DeadlineExceeded. The
+// request ID of the context (logging.RequestIDFromContext) is sent on in
+// the header the logging.RequestID middleware read it from, unless the
+// request already has that header (logging.PropagateRequestID).
 //
 // Errors of the Transport itself are *errcode.Error 503 UNAVAILABLE (no
 // instance) whose cause names the service; errors of next are returned as
@@ -216,6 +220,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(out) // no budget left to send it with
 			return nil, err
 		}
+		sent = logging.PropagateRequestID(sent)
 		resp, err := t.send(n, sent)
 		if err == nil || attempt >= retries || req.Context().Err() != nil {
 			return resp, err

@@ -37,6 +37,9 @@ type config struct {
 	attrs        []attribute.KeyValue
 	prop         propagation.TextMapPropagator
 	propSet      bool
+	propNames    []string // with WithPropagators
+	propNamed    bool
+	w3cProp      bool // prop is W3C tracecontext and/or baggage only
 	processors   []sdktrace.SpanProcessor
 	exporters    []sdktrace.SpanExporter
 	batchOpts    []sdktrace.BatchSpanProcessorOption
@@ -70,11 +73,30 @@ func WithResourceAttributes(kv ...attribute.KeyValue) Option {
 }
 
 // WithPropagator replaces the propagator that reads and writes trace
-// context in HTTP headers (default: W3C tracecontext and baggage; nil is
-// an error). B3 or another format can be added by passing, e.g.,
-// propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New()).
+// context in HTTP headers (default: [DefaultPropagators], W3C tracecontext
+// and baggage; nil is an error). [WithPropagators] selects the built-in
+// formats by name; this option takes any other. The last of the two given
+// wins.
 func WithPropagator(p propagation.TextMapPropagator) Option {
-	return option(func(c *config) { c.prop, c.propSet = p, true })
+	return option(func(c *config) {
+		c.prop, c.propSet, c.propNames, c.propNamed = p, true, nil, false
+	})
+}
+
+// WithPropagators selects the formats that read and write trace context in
+// HTTP headers by name: [PropagatorTraceContext], [PropagatorBaggage],
+// [PropagatorB3] (single b3 header) and [PropagatorB3Multi] (x-b3-*
+// headers), as [NewPropagator] composes them (default:
+// [DefaultPropagators], W3C tracecontext and baggage). An unknown name, or
+// none, is an error from [New] naming it. Behind an Envoy sidecar with its
+// Zipkin tracer, WithPropagators("tracecontext", "baggage", "b3multi")
+// continues Envoy's trace and passes it on in both formats. The last of
+// WithPropagator and WithPropagators given wins.
+func WithPropagators(names ...string) Option {
+	names = append([]string(nil), names...)
+	return option(func(c *config) {
+		c.prop, c.propSet, c.propNames, c.propNamed = nil, false, names, true
+	})
 }
 
 // WithSpanProcessor adds a span processor (for instance the SDK's
@@ -159,8 +181,16 @@ func newConfig(service string, opts []Option) (config, error) {
 	case cfg.nilBatchOpt:
 		return cfg, errors.New("tracing: WithBatchOptions: option is nil")
 	}
+	if cfg.propNamed {
+		prop, w3c, err := buildPropagator(cfg.propNames)
+		if err != nil {
+			return cfg, fmt.Errorf("tracing: WithPropagators: %w", err)
+		}
+		cfg.prop, cfg.w3cProp = prop, w3c
+	}
 	if cfg.prop == nil {
 		cfg.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		cfg.w3cProp = true
 	}
 	return cfg, nil
 }
@@ -172,7 +202,7 @@ func newConfig(service string, opts []Option) (config, error) {
 type Provider struct {
 	tp      *sdktrace.TracerProvider
 	prop    propagation.TextMapPropagator
-	w3cProp bool // prop is the default: W3C tracecontext and baggage
+	w3cProp bool // prop reads W3C tracecontext and/or baggage only
 	sampler sdktrace.Sampler
 	ratio   float64
 	service string
@@ -182,8 +212,8 @@ type Provider struct {
 // exporters given with [WithSpanExporter], each behind a batch span
 // processor, a parent-based ratio sampler ([WithSampleRatio]), the
 // resource (service name, version and instance, the SDK's telemetry.sdk.*
-// attributes and OTEL_RESOURCE_ATTRIBUTES) and W3C tracecontext + baggage
-// propagation. ctx bounds the shutdown of the exporters when New fails.
+// attributes and OTEL_RESOURCE_ATTRIBUTES) and the propagation of
+// [WithPropagators] (default W3C tracecontext + baggage). ctx bounds the shutdown of the exporters when New fails.
 // Call [Provider.Shutdown] before exit to flush spans still queued.
 func New(ctx context.Context, service string, opts ...Option) (*Provider, error) {
 	cfg, err := newConfig(service, opts)
@@ -222,7 +252,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Provider, error)
 	p := &Provider{
 		tp:      sdktrace.NewTracerProvider(tpOpts...),
 		prop:    cfg.prop,
-		w3cProp: !cfg.propSet,
+		w3cProp: cfg.w3cProp,
 		sampler: sampler,
 		ratio:   cfg.ratio,
 		service: service,

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gingov/gingov/deadline"
+	"github.com/gingov/gingov/logging"
 )
 
 // transportScope is the instrumentation scope of client spans.
@@ -30,8 +31,12 @@ const transportScope = "github.com/gingov/gingov/tracing"
 // error. When the request's context has a deadline, the remaining budget
 // is sent on in the deadline.Header header (see deadline.Propagate), and a
 // request with less than a millisecond left fails at once with an error
-// that is errors.Is context.DeadlineExceeded. The caller's request is not modified. It is safe for concurrent
-// use.
+// that is errors.Is context.DeadlineExceeded. The request ID of the
+// context (logging.RequestIDFromContext: the incoming request's, Envoy's
+// x-request-id among them) is sent on in the header the logging.RequestID
+// middleware read it from, unless the request already has that header
+// (see logging.InjectRequestID). The caller's request is not modified. It
+// is safe for concurrent use.
 type Transport struct {
 	next   http.RoundTripper
 	tracer trace.Tracer
@@ -95,6 +100,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Header = make(http.Header, 2)
 	}
 	t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	logging.InjectRequestID(ctx, out.Header)
 	if err := deadline.Inject(ctx, out.Header); err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error

@@ -22,6 +22,9 @@ type Info struct {
 	RequestID string
 	// IDHeader backs the response header value of the request ID.
 	IDHeader [1]string
+	// IDHeaderName is the (canonical) header the request ID was read from,
+	// which outbound requests forward it in.
+	IDHeaderName string
 	// Logger is the base logger set by the access log; nil when there is none.
 	Logger *slog.Logger
 
