@@ -149,4 +149,3 @@ func TestRequestIDRoundTripThroughUpstream(t *testing.T) {
 		t.Fatalf("upstream saw request ID %q; want %q", id, envoyRequestID)
 	}
 }
-

@@ -73,6 +73,10 @@ type Tracing struct {
 	SkipPaths []string `yaml:"skip_paths"`
 	// ResponseHeader, when set, names a response header carrying the trace id.
 	ResponseHeader string `yaml:"response_header"`
+	// Propagators are the trace-header formats read and written:
+	// tracecontext, baggage, b3 (single header), b3multi (x-b3-* headers)
+	// (default: tracecontext and baggage; see tracing.WithPropagators).
+	Propagators []string `yaml:"propagators"`
 }
 
 // Metrics configures Prometheus metrics.
@@ -280,7 +284,7 @@ func (c *Config) validateTracing() error {
 	if h := t.ResponseHeader; h != "" && !reqinfo.ValidHeaderName(h) {
 		return fieldErr("tracing.response_header", "%q is not a header name", h)
 	}
-	return nil
+	return validatePropagators(t.Propagators)
 }
 
 func (c *Config) validateMetrics() error {

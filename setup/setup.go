@@ -240,6 +240,7 @@ func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (g
 	if cfg.Service.Instance != "" {
 		opts = append(opts, tracing.WithServiceInstance(cfg.Service.Instance))
 	}
+	opts = append(opts, propagatorOptions(t)...)
 	tp, err := tracing.New(ctx, cfg.Service.Name, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: tracing: %w", err)

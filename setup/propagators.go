@@ -1,0 +1,34 @@
+package setup
+
+import (
+	"fmt"
+
+	"github.com/gingov/gingov/tracing"
+)
+
+// validatePropagators checks tracing.propagators: nil takes the default,
+// an empty list and unknown names are errors naming the entry.
+func validatePropagators(names []string) error {
+	if names == nil {
+		return nil
+	}
+	if len(names) == 0 {
+		return fieldErr("tracing.propagators", "names no propagator (leave it out for the default, tracecontext and baggage)")
+	}
+	for i, n := range names {
+		if _, err := tracing.NewPropagator(n); err != nil {
+			return fieldErr(fmt.Sprintf("tracing.propagators[%d]", i), "%q is not %s, %s, %s or %s", n,
+				tracing.PropagatorTraceContext, tracing.PropagatorBaggage, tracing.PropagatorB3, tracing.PropagatorB3Multi)
+		}
+	}
+	return nil
+}
+
+// propagatorOptions is tracing.propagators as an option of tracing.New
+// (none for the default).
+func propagatorOptions(t Tracing) []tracing.Option {
+	if t.Propagators == nil {
+		return nil
+	}
+	return []tracing.Option{tracing.WithPropagators(t.Propagators...)}
+}
