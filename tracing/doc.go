@@ -1,6 +1,7 @@
 // Package tracing sets up OpenTelemetry tracing for a Gin service: [New]
 // builds the TracerProvider (service resource, parent-based ratio sampler,
-// W3C tracecontext and baggage propagation, the exporters you pass),
+// W3C tracecontext and baggage propagation by default, B3 on request, the
+// exporters you pass),
 // [NewServer] traces each request in a server span (what otelgin records,
 // built by the kit's own, cheaper path; or otelgin itself), and [NewTransport] /
 // [Provider.Client] carry the trace to the services a handler calls.
@@ -51,7 +52,15 @@
 // or option, one new request context, and no metric attributes for a
 // no-op meter. Skipped paths cost nothing.
 //
-// B3 headers are not read or written by default; pass a propagator that
-// includes them to [WithPropagator] if callers need it (this module does
-// not pin a B3 propagator).
+// B3 headers are not read or written by default; select them with
+// [WithPropagators] (for instance "tracecontext", "baggage", "b3multi"
+// behind an Envoy sidecar with its Zipkin tracer), or compose them with
+// [NewPropagator] for [WithOTel]. The propagator is
+// go.opentelemetry.io/contrib/propagators/b3 at the version matching the
+// OpenTelemetry version go.mod pins; it accepts 64-bit B3 trace IDs and
+// left-pads them to 128 bits.
+//
+// [Transport] also forwards the request ID of the request being served
+// (see logging.InjectRequestID) in the header the logging.RequestID
+// middleware read it from.
 package tracing
