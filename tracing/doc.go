@@ -1,10 +1,10 @@
 // Package tracing sets up OpenTelemetry tracing for a Gin service: [New]
 // builds the TracerProvider (service resource, parent-based ratio sampler,
 // W3C tracecontext and baggage propagation by default, B3 on request, the
-// exporters you pass),
-// [NewServer] traces each request in a server span (what otelgin records,
-// built by the kit's own, cheaper path; or otelgin itself), and [NewTransport] /
-// [Provider.Client] carry the trace to the services a handler calls.
+// exporters you pass), [NewServer] traces each request in a server span
+// (what otelgin records, built by the kit's own, cheaper path; or otelgin
+// itself), and [NewTransport] / [Provider.Client] carry the trace to the
+// services a handler calls.
 //
 // Exporters live in their own packages, so that a program links only the
 // one it uses: [github.com/gingov/gingov/tracing/otlphttp] (OTLP over
