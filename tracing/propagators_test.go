@@ -284,3 +284,19 @@ func TestTransportRequestIDOnlyWhenAbsent(t *testing.T) {
 		t.Fatalf("a call outside any request sent X-Request-Id %q", h.Get("X-Request-Id"))
 	}
 }
+
+// Of WithPropagator and WithPropagators, the last given wins.
+func TestPropagatorOptionsLastWins(t *testing.T) {
+	own, err := tracing.NewPropagator("baggage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := newRecorded(t, tracing.WithPropagators("b3"), tracing.WithPropagator(own))
+	if p.Propagator() != own {
+		t.Fatal("WithPropagator given last did not win")
+	}
+	p, _ = newRecorded(t, tracing.WithPropagator(own), tracing.WithPropagators("b3multi"))
+	if f := strings.Join(p.Propagator().Fields(), ","); !strings.Contains(f, "x-b3-traceid") {
+		t.Fatalf("WithPropagators given last did not win: fields %q", f)
+	}
+}
