@@ -37,7 +37,7 @@ type Rule struct {
 // can pick its own key.
 func PerIP(limit int, period time.Duration) Rule {
 	return Rule{Name: "ip", Rate: Rate{Limit: limit, Period: period}, Key: func(c *gin.Context) (string, bool) {
-		return c.ClientIP(), true
+		return reqinfo.ClientIP(c), true
 	}}
 }
 

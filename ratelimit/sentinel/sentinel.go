@@ -113,7 +113,7 @@ func Init(opts ...InitOption) error {
 type Param func(c *gin.Context) (value string, ok bool)
 
 // ParamIP is the client IP (Gin's trusted-proxy rules).
-func ParamIP() Param { return func(c *gin.Context) (string, bool) { return c.ClientIP(), true } }
+func ParamIP() Param { return func(c *gin.Context) (string, bool) { return reqinfo.ClientIP(c), true } }
 
 // ParamHeader is a request header.
 func ParamHeader(name string) Param {
