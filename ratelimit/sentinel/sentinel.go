@@ -34,6 +34,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/reqinfo"
 )
@@ -70,10 +71,21 @@ func WithSystemStats(intervalMs uint32) InitOption {
 	return initOption(func(e *config.Entity) { e.Sentinel.Stat.System.CollectIntervalMs = intervalMs })
 }
 
+// WithCachedClock sets whether Sentinel reads the time from a clock cached
+// per millisecond (Sentinel's useCacheTime: a goroutine refreshes it every
+// millisecond for the life of the process) instead of reading the system
+// clock several times per entry and exit. Default on: statistics and rules
+// work in milliseconds either way, and reading the system clock was a
+// fifth of the middleware's CPU time.
+func WithCachedClock(on bool) InitOption {
+	return initOption(func(e *config.Entity) { e.Sentinel.UseCacheTime = on })
+}
+
 // newInitConfig applies opts over gingov's defaults for Sentinel.
 func newInitConfig(opts []InitOption) (*config.Entity, error) {
 	e := config.NewDefaultConfig()
 	e.Sentinel.App.Name = "gingov"
+	e.Sentinel.UseCacheTime = true
 	e.Sentinel.Log.Dir = DefaultLogDir()
 	e.Sentinel.Log.Metric.FlushIntervalSec = 0 // no metric log files: gingov's metrics cover it
 	for i, o := range opts {
@@ -247,8 +259,8 @@ func BlockTypeName(t base.BlockType) string {
 // Flow is the Sentinel middleware.
 type Flow struct {
 	flowConfig
-	baseOpts  []sentinelapi.EntryOption // the same for every request
-	resources sync.Map                  // routeKey -> resource name, built once per route
+	baseOpts  []sentinelapi.EntryOption    // the same for every request
+	resources cowmap.Map[routeKey, string] // resource name, built once per route
 }
 
 // New returns the middleware, initialising Sentinel (Init) if needed. It
@@ -327,10 +339,9 @@ func (f *Flow) resource(method, route string) string {
 	}
 	k := routeKey{method, route}
 	if r, ok := f.resources.Load(k); ok {
-		return r.(string)
+		return r
 	}
-	r := Resource(method, route)
-	f.resources.Store(k, r)
+	r, _ := f.resources.LoadOrStore(k, Resource(method, route))
 	return r
 }
 
