@@ -273,14 +273,14 @@ func (a *AccessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time
 	b = appendJSONString(b, level.String())
 	b = append(b, `,"msg":"request"`...)
 	b = append(b, a.prefix...)
-	b = appendJSONKey(b, "method")
+	b = append(b, `,"method":`...)
 	b = appendJSONString(b, c.Request.Method)
-	b = appendJSONKey(b, "route")
+	b = append(b, `,"route":`...)
 	b = appendJSONString(b, c.FullPath())
-	b = appendJSONKey(b, "path")
+	b = append(b, `,"path":`...)
 	b = appendJSONString(b, c.Request.URL.Path)
 	if query != "" {
-		b = appendJSONKey(b, "query")
+		b = append(b, `,"query":`...)
 		b = appendJSONString(b, query)
 	}
 	b = append(b, `,"status":`...)
@@ -289,11 +289,11 @@ func (a *AccessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time
 	b = appendJSONFloat(b, latency.Seconds())
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(size), 10)
-	b = appendJSONKey(b, "client_ip")
+	b = append(b, `,"client_ip":`...)
 	b = appendJSONString(b, reqstate.ClientIP(c))
-	b = appendJSONKey(b, "user_agent")
+	b = append(b, `,"user_agent":`...)
 	b = appendJSONString(b, c.Request.UserAgent())
-	b = appendJSONKey(b, "request_id")
+	b = append(b, `,"request_id":`...)
 	b = appendJSONString(b, info.RequestID)
 	if sc.IsValid() {
 		tid, sid := sc.TraceID(), sc.SpanID()
@@ -306,11 +306,11 @@ func (a *AccessLog) writeFast(c *gin.Context, info *reqstate.Info, now time.Time
 	if info.Code != 0 {
 		b = append(b, `,"code":`...)
 		b = strconv.AppendInt(b, int64(info.Code), 10)
-		b = appendJSONKey(b, "reason")
+		b = append(b, `,"reason":`...)
 		b = appendJSONString(b, info.Reason)
 	}
 	if errText != "" {
-		b = appendJSONKey(b, "error")
+		b = append(b, `,"error":`...)
 		b = appendJSONString(b, errText)
 	}
 	opened := false

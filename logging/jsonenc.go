@@ -3,6 +3,7 @@ package logging
 import (
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gingov/gingov/internal/jsonstr"
@@ -40,9 +41,48 @@ func appendJSONFloat(b []byte, f float64) []byte {
 	return b
 }
 
-// appendJSONTime appends t as slog.JSONHandler writes the record time.
+// appendJSONTime appends t as slog.JSONHandler writes the record time
+// (RFC 3339 with nanoseconds, trailing zeros trimmed). The date, clock and
+// offset of the last second written are kept: lines in the same second and
+// zone format only their fraction.
 func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
-	b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
+	sec, loc := t.Unix(), t.Location()
+	ts := lastSecond.Load()
+	if ts == nil || ts.unix != sec || ts.loc != loc {
+		if y := t.Year(); y < 0 || y > 9999 { // not four digits: no cache
+			b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
+			return append(b, '"')
+		}
+		f := t.Truncate(time.Second).Format(time.RFC3339)
+		ts = &timeSecond{unix: sec, loc: loc, clock: f[:len("2006-01-02T15:04:05")], zone: f[len("2006-01-02T15:04:05"):]}
+		lastSecond.Store(ts)
+	}
+	b = append(b, ts.clock...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i > 0; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(d)
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	b = append(b, ts.zone...)
 	return append(b, '"')
 }
+
+// timeSecond is one second of appendJSONTime's output: "2006-01-02T15:04:05"
+// and "Z" or "-07:00", for the instant unix in loc.
+type timeSecond struct {
+	unix        int64
+	loc         *time.Location
+	clock, zone string
+}
+
+// lastSecond is the second appendJSONTime wrote last.
+var lastSecond atomic.Pointer[timeSecond]
