@@ -235,7 +235,8 @@ func TestOutageDeniedKeyStartsEmpty(t *testing.T) {
 						t.Fatal(err)
 					}
 					if d.Allowed {
-						if d.Source != src && !(src == ratelimit.SourceRedis && d.Source == ratelimit.SourceLease) {
+						leased := src == ratelimit.SourceRedis && d.Source == ratelimit.SourceLease
+						if d.Source != src && !leased {
 							t.Fatalf("%s: allowed by %v, want %v", key, d.Source, src)
 						}
 						allowed++
