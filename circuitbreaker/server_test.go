@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/gingov/gingov/circuitbreaker"
@@ -277,6 +278,7 @@ func TestNewValidates(t *testing.T) {
 		"circuitbreaker: WithMaxBreakers: must be >= 1, got -1":                    circuitbreaker.WithMaxBreakers(-1),
 		"circuitbreaker: WithOnStateChange: nil function":                          circuitbreaker.WithOnStateChange(nil),
 		"circuitbreaker: WithShared: needs a Redis client":                         circuitbreaker.WithShared(circuitbreaker.Shared{}),
+		"circuitbreaker: WithShared: nil Redis client":                             circuitbreaker.WithShared(circuitbreaker.Shared{Client: (*redis.Client)(nil)}),
 		"circuitbreaker: option 2 is nil":                                          nil,
 	}
 	for want, o := range common {

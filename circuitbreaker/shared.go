@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gingov/gingov/internal/redisutil"
 )
 
 // Defaults of shared state.
@@ -58,6 +60,9 @@ type sharedBreaker struct {
 func (cfg Shared) withDefaults() (Shared, error) {
 	if cfg.Client == nil {
 		return cfg, errors.New("needs a Redis client")
+	}
+	if redisutil.IsNil(cfg.Client) {
+		return cfg, errors.New("nil Redis client")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultSharedPrefix

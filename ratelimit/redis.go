@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gingov/gingov/internal/redisutil"
 	"github.com/gingov/gingov/internal/shard"
 )
 
@@ -100,7 +101,7 @@ func NewRedis(rdb redis.UniversalClient, name string, rate Rate, opts ...RedisOp
 
 // newRedis builds the limiter from a checked configuration.
 func newRedis(rdb redis.UniversalClient, name string, rate Rate, cfg redisConfig) (*Redis, error) {
-	if rdb == nil || isNilClient(rdb) {
+	if redisutil.IsNil(rdb) {
 		return nil, errors.New("ratelimit: nil Redis client")
 	}
 	if name == "" {

@@ -86,15 +86,3 @@ func contextTimeouts(rdb redis.UniversalClient) bool {
 	}
 	return false
 }
-
-func isNilClient(rdb redis.UniversalClient) bool {
-	switch c := rdb.(type) {
-	case *redis.Client:
-		return c == nil
-	case *redis.ClusterClient:
-		return c == nil
-	case *redis.Ring:
-		return c == nil
-	}
-	return false
-}
