@@ -101,8 +101,17 @@ func nilOptionError(i int) error { return fmt.Errorf("circuitbreaker: option %d 
 
 // check validates the common settings and fills in the default logger.
 func (c *config) check() error {
-	if c.policy == nil {
+	switch p := c.policy.(type) {
+	case nil:
 		return errors.New("circuitbreaker: WithPolicy: nil policy")
+	case *Classic:
+		if p == nil {
+			return errors.New("circuitbreaker: WithPolicy: nil *Classic")
+		}
+	case *SRE:
+		if p == nil {
+			return errors.New("circuitbreaker: WithPolicy: nil *SRE")
+		}
 	}
 	if v, ok := c.policy.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
@@ -126,7 +135,8 @@ func (c *config) check() error {
 	return nil
 }
 
-// WithPolicy sets the policy (default Classic{}; nil is an error).
+// WithPolicy sets the policy (default Classic{}; nil, and a nil *Classic
+// or *SRE, is an error).
 func WithPolicy(p Policy) CommonOption { return func(c *config) { c.policy = p } }
 
 // WithOnStateChange calls fn on every state change, outside the breaker's

@@ -275,6 +275,8 @@ func TestNewValidates(t *testing.T) {
 		"circuitbreaker: WithPolicy: SRE K":                                        circuitbreaker.WithPolicy(circuitbreaker.SRE{K: 0.5}),
 		"circuitbreaker: WithPolicy: SRE min requests":                             circuitbreaker.WithPolicy(circuitbreaker.SRE{MinRequests: -1}),
 		"circuitbreaker: WithPolicy: nil policy":                                   circuitbreaker.WithPolicy(nil),
+		"circuitbreaker: WithPolicy: nil *Classic":                                 circuitbreaker.WithPolicy((*circuitbreaker.Classic)(nil)),
+		"circuitbreaker: WithPolicy: nil *SRE":                                     circuitbreaker.WithPolicy((*circuitbreaker.SRE)(nil)),
 		"circuitbreaker: WithMaxBreakers: must be >= 1, got -1":                    circuitbreaker.WithMaxBreakers(-1),
 		"circuitbreaker: WithOnStateChange: nil function":                          circuitbreaker.WithOnStateChange(nil),
 		"circuitbreaker: WithShared: needs a Redis client":                         circuitbreaker.WithShared(circuitbreaker.Shared{}),
