@@ -52,11 +52,15 @@ func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wai
 
 // WatchNacosFunc is WatchNacos for any document: apply gets the content at
 // start (unless missing or empty) and whenever it changes. An error from
-// apply rejects that version (logged); the first one must be accepted.
+// apply rejects that version (logged); the first one must be accepted. A
+// nil apply is an error.
 func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
 	cfg, err := newSourceConfig(opts)
 	if err != nil {
 		return nil, err
+	}
+	if apply == nil {
+		return nil, errors.New("sentinel: WatchNacosFunc: nil apply function")
 	}
 	if src.DataID == "" {
 		return nil, errors.New("sentinel: Nacos source needs a DataID")

@@ -400,6 +400,14 @@ func TestOptionValidation(t *testing.T) {
 			return err
 		},
 		"sentinel: option 1 is nil": func() error { _, err := sentinel.WatchFileFunc(ctx, "unused", nil, nil); return err },
+		"sentinel: WatchFileFunc: nil apply function": func() error {
+			_, err := sentinel.WatchFileFunc(ctx, "sentinel_test.go", nil)
+			return err
+		},
+		"sentinel: WatchNacosFunc: nil apply function": func() error {
+			_, err := sentinel.WatchNacosFunc(ctx, sentinel.NacosSource{Addr: "127.0.0.1:1", DataID: "x"}, nil)
+			return err
+		},
 	}
 	for want, f := range cases {
 		if err := f(); err == nil || err.Error() != want {

@@ -129,11 +129,15 @@ func WatchFile(ctx context.Context, path string, opts ...SourceOption) (wait fun
 
 // WatchFileFunc is WatchFile for any document: apply gets the file's
 // content at start and whenever it changes. An error from apply rejects
-// that version (logged); the first one must be accepted.
+// that version (logged); the first one must be accepted. A nil apply is
+// an error.
 func WatchFileFunc(ctx context.Context, path string, apply func([]byte) error, opts ...SourceOption) (wait func(), err error) {
 	cfg, err := newSourceConfig(opts)
 	if err != nil {
 		return nil, err
+	}
+	if apply == nil {
+		return nil, errors.New("sentinel: WatchFileFunc: nil apply function")
 	}
 	a := newApplier("file:"+path, apply, cfg)
 	data, err := os.ReadFile(path)
