@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 
@@ -48,7 +49,9 @@ func Resource(method, route string) string { return method + ":" + route }
 func DefaultLogDir() string { return filepath.Join(os.TempDir(), "gingov-sentinel") }
 
 var (
-	initOnce sync.Once
+	initMu   sync.Mutex
+	initDone bool
+	initWant *config.Entity // the settings of the first call, for comparison
 	initErr  error
 )
 
@@ -101,22 +104,34 @@ func newInitConfig(opts []InitOption) (*config.Entity, error) {
 }
 
 // Init sets Sentinel up once per process; later calls return the first
-// call's result. New calls it with no options if it has not run.
+// call's result. Every call validates its options (an invalid one is an
+// error, and does not count as the first call). Sentinel's settings cannot
+// change once it runs: a later call with options that differ from those in
+// force is an error (a later call without options, as New makes, is not).
+// New calls it with no options if it has not run.
 func Init(opts ...InitOption) error {
-	initOnce.Do(func() {
-		e, err := newInitConfig(opts)
-		if err != nil {
-			initErr = err
-			return
+	want, err := newInitConfig(opts)
+	if err != nil {
+		return err
+	}
+	initMu.Lock()
+	defer initMu.Unlock()
+	if initDone {
+		if len(opts) > 0 && !reflect.DeepEqual(want, initWant) {
+			return fmt.Errorf("sentinel: Init: already initialised with other settings (log dir %q, system stats every %d ms); options must come with the first call",
+				initWant.Sentinel.Log.Dir, initWant.Sentinel.Stat.System.CollectIntervalMs)
 		}
-		if err := os.MkdirAll(e.Sentinel.Log.Dir, 0o755); err != nil {
-			initErr = fmt.Errorf("sentinel: log dir: %w", err)
-			return
-		}
-		if err := sentinelapi.InitWithConfig(e); err != nil {
-			initErr = fmt.Errorf("sentinel: init: %w", err)
-		}
-	})
+		return initErr
+	}
+	initDone, initWant = true, want
+	e, _ := newInitConfig(opts) // Sentinel may change the one it is given
+	if err := os.MkdirAll(e.Sentinel.Log.Dir, 0o755); err != nil {
+		initErr = fmt.Errorf("sentinel: log dir: %w", err)
+		return initErr
+	}
+	if err := sentinelapi.InitWithConfig(e); err != nil {
+		initErr = fmt.Errorf("sentinel: init: %w", err)
+	}
 	return initErr
 }
 

@@ -29,8 +29,31 @@ import (
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
-	testenv.MainWithDir(m, func(dir string) error { return sentinel.Init(sentinel.WithLogDir(dir)) },
+	testenv.MainWithDir(m, func(dir string) error { logDir = dir; return sentinel.Init(sentinel.WithLogDir(dir)) },
 		testenv.SentinelLeftovers()...)
+}
+
+// logDir is the log directory TestMain initialised Sentinel with.
+var logDir string
+
+// Init validates its options on every call, and refuses settings other
+// than those in force once Sentinel runs.
+func TestInitAfterInit(t *testing.T) {
+	if err := sentinel.Init(sentinel.WithLogDir("")); err == nil || err.Error() != "sentinel: WithLogDir: empty directory" {
+		t.Errorf("invalid option: %v", err)
+	}
+	if err := sentinel.Init(nil); err == nil || err.Error() != "sentinel: option 1 is nil" {
+		t.Errorf("nil option: %v", err)
+	}
+	if err := sentinel.Init(sentinel.WithLogDir(t.TempDir())); err == nil || !strings.HasPrefix(err.Error(), "sentinel: Init: already initialised with other settings") {
+		t.Errorf("other settings: %v", err)
+	}
+	if err := sentinel.Init(sentinel.WithLogDir(logDir)); err != nil {
+		t.Errorf("the same settings: %v", err)
+	}
+	if err := sentinel.Init(); err != nil {
+		t.Errorf("no options: %v", err)
+	}
 }
 
 func load(t *testing.T, doc string) {
