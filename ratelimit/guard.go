@@ -23,6 +23,7 @@ type guardConfig struct {
 	onDecision    hook
 	nilOnDecision bool
 	redis         redisConfig // for Redis-backed rules; the rule sets policy and lease
+	redisOnly     string      // the first Redis-only option given, for New without Redis
 	local         localConfig // for local rules
 }
 
@@ -108,15 +109,27 @@ type guardRule struct {
 }
 
 // New builds a Guard from rules (and options). With a nil rdb every rule
-// is limited in process ([Local]); otherwise every rule shares buckets
-// through Redis ([Redis]), with the Redis settings given as options
-// ([RedisGuardOption]) and the rule's own failure policy and lease mode.
+// is limited in process ([Local]), and a Redis setting ([RedisGuardOption])
+// or a rule's failure policy or lease mode is an error (it would do
+// nothing); otherwise every rule shares buckets through Redis ([Redis]),
+// with the Redis settings given as options and the rule's own failure
+// policy and lease mode.
 // Invalid or duplicate rules are errors here, and New does not contact
 // Redis, so a service can start while Redis is down.
 func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
 	cfg, err := newGuardConfig(opts)
 	if err != nil {
 		return nil, err
+	}
+	if rdb == nil {
+		if cfg.redisOnly != "" {
+			return nil, fmt.Errorf("ratelimit: %s: needs a Redis client", cfg.redisOnly)
+		}
+		for _, r := range cfg.rules {
+			if f := r.Failure; f.kind != failDefault || f.fixed != 0 || f.fn != nil {
+				return nil, fmt.Errorf("ratelimit: rule %q: WithFailurePolicy: needs a Redis client", r.Name)
+			}
+		}
 	}
 	g := &Guard{headers: cfg.headers, onDecision: cfg.onDecision}
 	for _, r := range cfg.rules {

@@ -205,6 +205,17 @@ func TestNewRejectsInvalidRules(t *testing.T) {
 		"FailLocal needs":     {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocal(0))},
 		"FailLocalFunc needs": {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocalFunc(nil))},
 		"option 1 is nil":     {nil},
+		// Without a Redis client, Redis settings would do nothing.
+		"WithFailurePolicy: needs a Redis client": {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailClosed)},
+		"ratelimit: WithDeadline: needs a Redis client": {ratelimit.PerIP(1, time.Second), ratelimit.WithDeadline(time.Hour),
+			ratelimit.WithKeyPrefix("x")},
+		"ratelimit: WithKeyPrefix: needs a Redis client":      {ratelimit.PerIP(1, time.Second), ratelimit.WithKeyPrefix("x")},
+		"ratelimit: WithLogger: needs a Redis client":         {ratelimit.PerIP(1, time.Second), ratelimit.WithLogger(nil)},
+		"ratelimit: WithCoalescing: needs a Redis client":     {ratelimit.PerIP(1, time.Second), ratelimit.WithCoalescing(true)},
+		"ratelimit: WithMembership: needs a Redis client":     {ratelimit.PerIP(1, time.Second), ratelimit.WithMembership(false)},
+		"ratelimit: WithClientAsIs: needs a Redis client":     {ratelimit.PerIP(1, time.Second), ratelimit.WithClientAsIs()},
+		"ratelimit: WithProbeInterval: needs a Redis client":  {ratelimit.PerIP(1, time.Second), ratelimit.WithProbeInterval(time.Second)},
+		"ratelimit: WithOnHealthChange: needs a Redis client": {ratelimit.PerIP(1, time.Second), ratelimit.WithOnHealthChange(func(context.Context, ratelimit.Event) {})},
 	}
 	for want, opts := range cases {
 		_, err := ratelimit.New(nil, opts...)

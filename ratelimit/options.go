@@ -23,12 +23,22 @@ type redisOption func(*redisConfig)
 func (f redisOption) applyRedis(c *redisConfig) { f(c) }
 
 // RedisGuardOption is a setting of the Redis limiter: an option of
-// [NewRedis], and of [New], where it applies to every Redis-backed rule
-// (and to nothing when the Guard has no Redis client).
+// [NewRedis], and of [New], where it applies to every Redis-backed rule.
+// Given to New without a Redis client it is an error
+// ("ratelimit: WithDeadline: needs a Redis client"): it would do nothing.
 type RedisGuardOption func(*redisConfig)
 
 func (f RedisGuardOption) applyRedis(c *redisConfig) { f(c) }
-func (f RedisGuardOption) applyGuard(c *guardConfig) { f(&c.redis) }
+func (f RedisGuardOption) applyGuard(c *guardConfig) {
+	c.redis.name = ""
+	f(&c.redis)
+	if c.redisOnly == "" {
+		c.redisOnly = "Redis option"
+		if c.redis.name != "" {
+			c.redisOnly = c.redis.name
+		}
+	}
+}
 
 // MaxKeysOption bounds the keys held in process: an option of [NewLocal],
 // [NewRedis] (its lease cache and local fallback) and [New] (both, for

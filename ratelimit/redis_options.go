@@ -43,6 +43,7 @@ type redisConfig struct {
 	noCoalesce    bool
 	noMembership  bool
 	asIs          bool
+	name          string // the option applied last, for New's errors
 }
 
 func defaultRedisConfig() redisConfig {
@@ -94,24 +95,28 @@ func (c *redisConfig) check() error {
 // WithDeadline bounds how long a decision waits for Redis (default
 // [DefaultDeadline]; must be > 0); past it the failure policy answers.
 func WithDeadline(d time.Duration) RedisGuardOption {
-	return func(c *redisConfig) { c.deadline = d }
+	return func(c *redisConfig) { c.deadline = d; c.name = "WithDeadline" }
 }
 
 // WithProbeInterval sets how often, while Redis is unreachable, a decision
 // starts a background probe of Redis (default [DefaultProbeInterval]; must
 // be > 0). It also sets the membership's timing ([WithMembership]).
 func WithProbeInterval(d time.Duration) RedisGuardOption {
-	return func(c *redisConfig) { c.probeInterval = d }
+	return func(c *redisConfig) { c.probeInterval = d; c.name = "WithProbeInterval" }
 }
 
 // WithKeyPrefix sets the start of every Redis key (default
 // [DefaultKeyPrefix]; "" means none).
-func WithKeyPrefix(p string) RedisGuardOption { return func(c *redisConfig) { c.prefix = p } }
+func WithKeyPrefix(p string) RedisGuardOption {
+	return func(c *redisConfig) { c.prefix = p; c.name = "WithKeyPrefix" }
+}
 
 // WithLogger logs Redis becoming unreachable and coming back, and a client
 // that will not honour the deadline (default, and for nil, the kit's JSON
 // logger, logging.Default()).
-func WithLogger(l *slog.Logger) RedisGuardOption { return func(c *redisConfig) { c.logger = l } }
+func WithLogger(l *slog.Logger) RedisGuardOption {
+	return func(c *redisConfig) { c.logger = l; c.name = "WithLogger" }
+}
 
 // WithOnHealthChange calls fn when Redis becomes unreachable
 // ([EventRedisDown]) and when it answers again ([EventRedisUp]), once per
@@ -121,20 +126,22 @@ func WithLogger(l *slog.Logger) RedisGuardOption { return func(c *redisConfig) {
 // context (EventInstances: on the refresh goroutine, with a background
 // context), and must not block. metrics.Governance.RedisHealthHook fits. A nil fn is an error.
 func WithOnHealthChange(fn func(ctx context.Context, e Event)) RedisGuardOption {
-	return func(c *redisConfig) { c.onHealth, c.nilOnHealth = fn, fn == nil }
+	return func(c *redisConfig) { c.onHealth, c.nilOnHealth = fn, fn == nil; c.name = "WithOnHealthChange" }
 }
 
 // WithClientAsIs makes the limiter use the given client itself (its pool
 // and hooks) instead of opening its own pool. The deadline then holds only
 // if the client has ContextTimeoutEnabled, and recovery after a long outage
 // follows go-redis's own redial schedule (up to a second more).
-func WithClientAsIs() RedisGuardOption { return func(c *redisConfig) { c.asIs = true } }
+func WithClientAsIs() RedisGuardOption {
+	return func(c *redisConfig) { c.asIs = true; c.name = "WithClientAsIs" }
+}
 
 // WithCoalescing sets whether concurrent sync-mode decisions for one key
 // share a round trip (default true; see the Redis type). Off, every
 // decision is its own round trip.
 func WithCoalescing(on bool) RedisGuardOption {
-	return func(c *redisConfig) { c.noCoalesce = !on }
+	return func(c *redisConfig) { c.noCoalesce = !on; c.name = "WithCoalescing" }
 }
 
 // WithMembership sets whether the limiter keeps a membership entry in
@@ -145,7 +152,7 @@ func WithCoalescing(on bool) RedisGuardOption {
 // gives [Redis.Instances], the fleet size FailLocal divides the rate by
 // during an outage. Off, FailLocal divides by its own count only.
 func WithMembership(on bool) RedisGuardOption {
-	return func(c *redisConfig) { c.noMembership = !on }
+	return func(c *redisConfig) { c.noMembership = !on; c.name = "WithMembership" }
 }
 
 // WithFailurePolicy sets what answers while Redis is unreachable (default

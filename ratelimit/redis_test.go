@@ -174,8 +174,10 @@ func TestOptionValidation(t *testing.T) {
 			t.Errorf("want %q, got %v", c.want, err)
 		}
 	}
-	// A Redis setting without a Redis client is accepted and unused.
-	if err := newGuard(nil, rule, ratelimit.WithDeadline(time.Second), ratelimit.WithLogger(nil))(); err != nil {
+	// A Redis setting without a Redis client would do nothing: an error
+	// naming the first one.
+	if err := newGuard(nil, rule, ratelimit.WithDeadline(time.Second), ratelimit.WithLogger(nil))(); err == nil ||
+		err.Error() != "ratelimit: WithDeadline: needs a Redis client" {
 		t.Errorf("Redis settings on an in-process guard: %v", err)
 	}
 }

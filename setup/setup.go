@@ -342,18 +342,22 @@ func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
 		if len(lr.Routes) > 0 {
 			key = onRoutes(lr.Routes, key)
 		}
-		rule := ratelimit.By(lr.ruleName(), key, ratelimit.Rate{Limit: lr.Limit, Period: lr.Period, Burst: lr.Burst}).
-			WithFailurePolicy(policy)
+		rule := ratelimit.By(lr.ruleName(), key, ratelimit.Rate{Limit: lr.Limit, Period: lr.Period, Burst: lr.Burst})
+		if ch.rdb != nil {
+			rule = rule.WithFailurePolicy(policy)
+		}
 		opts = append(opts, rule)
 	}
-	opts = append(opts, ratelimit.WithLogger(ch.Logger))
-	if rl.Redis.Deadline > 0 {
-		opts = append(opts, ratelimit.WithDeadline(rl.Redis.Deadline))
-	}
-	if ch.gov != nil {
-		if ch.rdb != nil { // a limiter without Redis exports no Redis series
+	if ch.rdb != nil { // the Redis settings; a limiter without Redis takes none
+		opts = append(opts, ratelimit.WithLogger(ch.Logger))
+		if rl.Redis.Deadline > 0 {
+			opts = append(opts, ratelimit.WithDeadline(rl.Redis.Deadline))
+		}
+		if ch.gov != nil {
 			opts = append(opts, ratelimit.WithOnHealthChange(ch.gov.RedisHealthHook("ratelimit")))
 		}
+	}
+	if ch.gov != nil {
 		opts = append(opts, ratelimit.WithOnDecision(ch.gov.OnDecision))
 	}
 	g, err := ratelimit.New(ch.rdb, opts...)
