@@ -113,7 +113,7 @@ type decisionSeries struct {
 // registers them on reg. It fails when reg is nil, an option is nil or
 // invalid, or registration fails.
 func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Governance, error) {
-	if reg == nil {
+	if nilRegisterer(reg) {
 		return nil, errors.New("metrics: nil Registerer")
 	}
 	cfg, err := newConfig(opts, GovernanceOption.applyGovernance)

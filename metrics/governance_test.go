@@ -30,6 +30,9 @@ func TestNewGovernanceValidates(t *testing.T) {
 	if _, err := metrics.NewGovernance(nil); err == nil || err.Error() != "metrics: nil Registerer" {
 		t.Fatalf("nil registerer: %v", err)
 	}
+	if _, err := metrics.NewGovernance((*prometheus.Registry)(nil)); err == nil || err.Error() != "metrics: nil Registerer" {
+		t.Fatalf("nil *Registry: %v", err)
+	}
 	if _, err := metrics.NewGovernance(prometheus.NewRegistry(), metrics.WithNamespace("shop"), nil); err == nil ||
 		err.Error() != "metrics: option 2 is nil" {
 		t.Fatalf("nil option: %v", err)

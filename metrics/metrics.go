@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -222,7 +223,7 @@ type series struct {
 // reg is nil, an option is nil or invalid, or registration fails (for
 // example, a second NewHTTP on the same registry).
 func NewHTTP(reg prometheus.Registerer, opts ...HTTPOption) (*HTTP, error) {
-	if reg == nil {
+	if nilRegisterer(reg) {
 		return nil, errors.New("metrics: nil Registerer")
 	}
 	cfg, err := newConfig(opts, HTTPOption.applyHTTP)
@@ -368,9 +369,23 @@ func (m *HTTP) seriesFor(k seriesKey) *series {
 }
 
 // Handler serves the metrics of g: in the Prometheus text format by
-// default, in OpenMetrics (with exemplars) to scrapers that ask for it.
+// default, in OpenMetrics (with exemplars) to scrapers that ask for it. A
+// nil g (or a nil *prometheus.Registry) means prometheus.DefaultGatherer.
 func Handler(g prometheus.Gatherer) http.Handler {
+	if r, ok := g.(*prometheus.Registry); g == nil || ok && r == nil {
+		g = prometheus.DefaultGatherer
+	}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// nilRegisterer reports a nil reg, or a nil pointer in it (a nil
+// *prometheus.Registry), which would panic at registration.
+func nilRegisterer(reg prometheus.Registerer) bool {
+	if reg == nil {
+		return true
+	}
+	v := reflect.ValueOf(reg)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 func methodLabel(m string) string {

@@ -32,6 +32,9 @@ func TestNewValidates(t *testing.T) {
 	if _, err := metrics.NewHTTP(nil); err == nil || !strings.Contains(err.Error(), "nil Registerer") {
 		t.Fatalf("nil registerer: %v", err)
 	}
+	if _, err := metrics.NewHTTP((*prometheus.Registry)(nil)); err == nil || err.Error() != "metrics: nil Registerer" {
+		t.Fatalf("nil *Registry: %v", err)
+	}
 	if _, err := metrics.NewHTTP(prometheus.NewRegistry(), metrics.WithBuckets(1, 0.5)); err == nil {
 		t.Fatal("decreasing buckets accepted")
 	}
@@ -41,6 +44,17 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := metrics.NewHTTP(reg); err == nil {
 		t.Fatal("second NewHTTP on the same registry accepted")
+	}
+}
+
+// Handler(nil) serves the default registry, as promhttp.Handler does.
+func TestHandlerNilIsDefaultGatherer(t *testing.T) {
+	for name, g := range map[string]prometheus.Gatherer{"nil": nil, "nil *Registry": (*prometheus.Registry)(nil)} {
+		w := httptest.NewRecorder()
+		metrics.Handler(g).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "go_goroutines") {
+			t.Errorf("%s: %d %.200s", name, w.Code, w.Body)
+		}
 	}
 }
 
