@@ -205,6 +205,8 @@ func TestNewRejectsInvalidRules(t *testing.T) {
 		"FailLocal needs":     {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocal(0))},
 		"FailLocalFunc needs": {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailLocalFunc(nil))},
 		"option 1 is nil":     {nil},
+		`ratelimit: PerHeader: invalid header name ""`:           {ratelimit.PerHeader("", 1, time.Second)},
+		`ratelimit: PerHeader: invalid header name "bad header"`: {ratelimit.PerHeader("bad header", 1, time.Second)},
 		// Without a Redis client, Redis settings would do nothing.
 		"WithFailurePolicy: needs a Redis client": {ratelimit.PerIP(1, time.Second).WithFailurePolicy(ratelimit.FailClosed)},
 		"ratelimit: WithDeadline: needs a Redis client": {ratelimit.PerIP(1, time.Second), ratelimit.WithDeadline(time.Hour),

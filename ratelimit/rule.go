@@ -29,6 +29,8 @@ type Rule struct {
 	Lease *LeaseOptions
 	// Failure is the rule's failure policy when Redis-backed (zero: FailLocal(1)).
 	Failure FailurePolicy
+
+	badHeader *string // PerHeader's name, when it is not a valid header name
 }
 
 // PerIP limits each client IP to limit requests per period (burst limit).
@@ -57,13 +59,18 @@ func routeKey(c *gin.Context) (string, bool) {
 }
 
 // PerHeader limits each value of a request header; requests without it are
-// not limited by this rule.
+// not limited by this rule. A header that is not a valid header name
+// ([reqinfo.ValidHeaderName]) is an error from New.
 func PerHeader(header string, limit int, period time.Duration) Rule {
 	h := http.CanonicalHeaderKey(header)
-	return Rule{Name: "header:" + strings.ToLower(h), Rate: Rate{Limit: limit, Period: period}, Key: func(c *gin.Context) (string, bool) {
+	r := Rule{Name: "header:" + strings.ToLower(h), Rate: Rate{Limit: limit, Period: period}, Key: func(c *gin.Context) (string, bool) {
 		v := c.Request.Header.Get(h)
 		return v, v != ""
 	}}
+	if !reqinfo.ValidHeaderName(header) {
+		r.badHeader = &header
+	}
+	return r
 }
 
 // PerUser limits each user, as returned by user (for example the subject of
@@ -105,6 +112,9 @@ func (r Rule) WithLease(o LeaseOptions) Rule { r.Lease = &o; return r }
 func (r Rule) WithFailurePolicy(p FailurePolicy) Rule { r.Failure = p; return r }
 
 func (r Rule) validate() error {
+	if r.badHeader != nil {
+		return fmt.Errorf("ratelimit: PerHeader: invalid header name %q", *r.badHeader)
+	}
 	if r.Name == "" {
 		return errors.New("ratelimit: rule has an empty name")
 	}
