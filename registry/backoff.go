@@ -1,13 +1,14 @@
 package registry
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/gingov/gingov/internal/backoff"
 )
 
 // Backoff is the kit's one capped exponential backoff with jitter, used
 // between registration attempts, watch rebuilds and re-registrations, here
-// and in the backend modules.
+// and in the backend modules (and by the kit's other retry loops).
 //
 // The base wait of attempt n (0-based) is Min·2ⁿ, capped at Max; the delay
 // is drawn from the upper half of it ("equal jitter": half fixed, half
@@ -28,25 +29,4 @@ type Backoff struct {
 // Delay returns the wait after failed attempt number attempt (0-based; a
 // negative attempt counts as 0). It never exceeds max(Max, Min), and never
 // overflows however large attempt is.
-func (b Backoff) Delay(attempt int) time.Duration {
-	d := b.base(attempt)
-	half := d / 2
-	return d - half + rand.N(half+1) //nolint:gosec // jitter needs no cryptographic randomness
-}
-
-// base is the wait of attempt before jitter: Min doubled attempt times,
-// capped at max(Max, Min).
-func (b Backoff) base(attempt int) time.Duration {
-	if b.Min <= 0 {
-		return 0
-	}
-	ceiling := max(b.Max, b.Min)
-	d := b.Min
-	for range max(attempt, 0) {
-		if d > ceiling/2 {
-			return ceiling
-		}
-		d *= 2
-	}
-	return d
-}
+func (b Backoff) Delay(attempt int) time.Duration { return backoff.Backoff(b).Delay(attempt) }

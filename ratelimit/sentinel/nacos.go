@@ -14,6 +14,8 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/gingov/gingov/registry"
 )
 
 // NacosSource says where in the Nacos config center the rule document is.
@@ -148,20 +150,24 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 
 func firstRead(ctx context.Context, client config_client.IConfigClient, param vo.ConfigParam, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
-	backoff := 50 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		content, err := client.GetConfig(param)
 		if err == nil {
 			return content, nil
 		}
-		if time.Now().Add(backoff).After(deadline) {
+		wait := firstReadBackoff.Delay(attempt)
+		if time.Now().Add(wait).After(deadline) {
 			return "", fmt.Errorf("sentinel: read %s from Nacos: %w", param.DataId, err)
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
+
+// firstReadBackoff spaces the first read's attempts while the client
+// connects: from 50 ms doubling to 1 s, each wait drawn from the upper half
+// of its base (jitter).
+var firstReadBackoff = registry.Backoff{Min: 50 * time.Millisecond, Max: time.Second}

@@ -14,6 +14,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/gingov/gingov/internal/backoff"
 )
 
 // client is the otlptrace.Client posting ExportTraceServiceRequests.
@@ -51,8 +53,10 @@ func (c *client) Stop(context.Context) error {
 	return nil
 }
 
-// maxRetryDelay caps the wait between two attempts.
-const maxRetryDelay = 5 * time.Second
+// retryBackoff spaces attempts the collector did not time itself (no
+// Retry-After): from 200 ms doubling to 5 s, each wait drawn from the upper
+// half of its base (jitter, so that instances do not retry in step).
+var retryBackoff = backoff.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 
 func (c *client) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpans) error {
 	c.mu.Lock()
@@ -69,15 +73,13 @@ func (c *client) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpan
 	defer cancel()
 	stop := context.AfterFunc(c.stopCtx, cancel)
 	defer stop()
-	delay := 200 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		wait, err := c.post(ctx, body)
 		if err == nil || wait < 0 {
 			return err
 		}
 		if wait == 0 {
-			wait = delay
-			delay = min(2*delay, maxRetryDelay)
+			wait = retryBackoff.Delay(attempt)
 		}
 		t := time.NewTimer(wait)
 		select {

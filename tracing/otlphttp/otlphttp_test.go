@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,10 +224,22 @@ func TestUploadBoundedAndStopped(t *testing.T) {
 		if d := time.Since(start); d != DefaultTimeout {
 			t.Fatalf("upload gave up after %v; want DefaultTimeout %v", d, DefaultTimeout)
 		}
-		want := []time.Duration{0, 200 * time.Millisecond, 600 * time.Millisecond, 1400 * time.Millisecond,
-			3 * time.Second, 6200 * time.Millisecond}
-		if !slices.Equal(attempts, want) {
-			t.Fatalf("attempts at %v; want %v", attempts, want)
+		// Waits from 200 ms doubling to 5 s, each in the upper half of its
+		// base (jitter): not all of them the base itself.
+		if len(attempts) < 6 || attempts[0] != 0 {
+			t.Fatalf("attempts at %v; want at least 6, the first at once", attempts)
+		}
+		jittered := false
+		for i := 1; i < len(attempts); i++ {
+			base := min(200*time.Millisecond<<(i-1), 5*time.Second)
+			gap := attempts[i] - attempts[i-1]
+			if gap < base/2 || gap > base {
+				t.Fatalf("attempts at %v: wait %d is %v, want within [%v, %v]", attempts, i, gap, base/2, base)
+			}
+			jittered = jittered || gap != base
+		}
+		if !jittered {
+			t.Fatalf("attempts at %v: every wait is its base, no jitter", attempts)
 		}
 
 		done := make(chan error, 1)

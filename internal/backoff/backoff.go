@@ -1,0 +1,55 @@
+// Package backoff is the kit's one capped exponential backoff with jitter,
+// exported as registry.Backoff for the backend modules.
+package backoff
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff is the kit's one capped exponential backoff with jitter: between
+// registration attempts, watch rebuilds and re-registrations (registry and
+// its backend modules), OTLP/HTTP export retries and Sentinel's first read
+// from Nacos.
+//
+// The base wait of attempt n (0-based) is Min·2ⁿ, capped at Max; the delay
+// is drawn from the upper half of it ("equal jitter": half fixed, half
+// random), so that a fleet restarted together does not retry in step while
+// every wait stays at least half its base:
+//
+//	attempt:  0           1            2            ...  capped
+//	delay:    [Min/2,Min] [Min,2·Min]  [2·Min,4·Min]      [Max/2,Max]
+//
+// A Min <= 0 makes every delay 0; a Max below Min caps the base at Min.
+// The zero value is a Backoff with no delay. A Backoff is a value: it
+// keeps no state between calls and is safe for concurrent use.
+type Backoff struct {
+	Min time.Duration // base wait of the first attempt
+	Max time.Duration // cap of the base wait
+}
+
+// Delay returns the wait after failed attempt number attempt (0-based; a
+// negative attempt counts as 0). It never exceeds max(Max, Min), and never
+// overflows however large attempt is.
+func (b Backoff) Delay(attempt int) time.Duration {
+	d := b.base(attempt)
+	half := d / 2
+	return d - half + rand.N(half+1) //nolint:gosec // jitter needs no cryptographic randomness
+}
+
+// base is the wait of attempt before jitter: Min doubled attempt times,
+// capped at max(Max, Min).
+func (b Backoff) base(attempt int) time.Duration {
+	if b.Min <= 0 {
+		return 0
+	}
+	ceiling := max(b.Max, b.Min)
+	d := b.Min
+	for range max(attempt, 0) {
+		if d > ceiling/2 {
+			return ceiling
+		}
+		d *= 2
+	}
+	return d
+}
