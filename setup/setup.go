@@ -462,7 +462,7 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 	if err != nil {
 		return nil, fmt.Errorf("setup: sentinel: %w", err)
 	}
-	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	sopts := []sentinel.SourceOption{sentinel.WithLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
 	switch {
 	case s.RulesFile != "":
 		wait, err := sentinel.WatchFile(ctx, s.RulesFile, sopts...)
@@ -498,7 +498,7 @@ func (c *Config) reloadInterval() time.Duration {
 
 // watchConfig starts the configured watchers of the configuration itself.
 func (ch *Chain) watchConfig(ctx context.Context, cfg Config) error {
-	sopts := []sentinel.SourceOption{sentinel.WithSourceLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	sopts := []sentinel.SourceOption{sentinel.WithLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
 	if cfg.Reload.File {
 		if cfg.path == "" {
 			return fieldErr("reload.file", "the configuration was not read by Load, so there is no file to watch")

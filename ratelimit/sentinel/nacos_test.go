@@ -25,7 +25,7 @@ func TestWatchNacosHotReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	start := time.Now()
 	wait, err := sentinel.WatchNacos(ctx, sentinel.NacosSource{Addr: n.HTTPAddr, DataID: dataID, Group: group, Dir: t.TempDir()},
-		sentinel.WithSourceLogger(logging.New(io.Discard, nil)),
+		sentinel.WithLogger(logging.New(io.Discard, nil)),
 		sentinel.WithOnReload(func(err error) { reloads <- err }))
 	if err != nil {
 		cancel()

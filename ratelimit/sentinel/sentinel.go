@@ -179,7 +179,7 @@ type flowConfig struct {
 func newFlowConfig(opts []Option) (flowConfig, error) {
 	cfg := flowConfig{fallbacks: map[string]errcode.Fallback{}}
 	for i, o := range opts {
-		if o == nil {
+		if nilOption(o) {
 			return cfg, fmt.Errorf("sentinel: option %d is nil", i+1)
 		}
 		o.applyFlow(&cfg)
@@ -225,9 +225,27 @@ func WithBlockHandler(h func(c *gin.Context, block *base.BlockError)) Option {
 	return flowOption(func(c *flowConfig) { c.blockHandler, c.nilHandler = h, h == nil })
 }
 
-// WithLogger logs failed fallbacks (default, and for nil, the kit's JSON
-// logger, logging.Default()).
-func WithLogger(l *slog.Logger) Option { return flowOption(func(c *flowConfig) { c.logger = l }) }
+// LoggerOption is an option of both [New] and the rule sources
+// ([WatchFile], [WatchFileFunc], [WatchNacos], [WatchNacosFunc]): an
+// [Option] and a [SourceOption].
+type LoggerOption func(**slog.Logger)
+
+func (f LoggerOption) applyFlow(c *flowConfig)     { f(&c.logger) }
+func (f LoggerOption) applySource(c *sourceConfig) { f(&c.logger) }
+
+// WithLogger sets the logger of failed fallbacks (New) and of rule loads
+// and rejections (the sources); default, and for nil, the kit's JSON
+// logger, logging.Default().
+func WithLogger(l *slog.Logger) LoggerOption { return func(p **slog.Logger) { *p = l } }
+
+// nilOption reports a nil option, or a nil function of an exported option
+// type (which a caller can write as a zero value).
+func nilOption(o any) bool {
+	if f, ok := o.(LoggerOption); ok {
+		return f == nil
+	}
+	return o == nil
+}
 
 // Event is one blocked request, reported to the WithOnBlock hook.
 type Event struct {

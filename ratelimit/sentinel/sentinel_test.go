@@ -313,7 +313,7 @@ func TestWatchFileHotReload(t *testing.T) {
 	reloads := make(chan error, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait, err := sentinel.WatchFile(ctx, path, sentinel.WithPollInterval(50*time.Millisecond),
-		sentinel.WithSourceLogger(logging.New(io.Discard, nil)),
+		sentinel.WithLogger(logging.New(io.Discard, nil)),
 		sentinel.WithOnReload(func(err error) { reloads <- err }))
 	if err != nil {
 		t.Fatal(err)
@@ -423,6 +423,14 @@ func TestOptionValidation(t *testing.T) {
 			return err
 		},
 		"sentinel: option 1 is nil": func() error { _, err := sentinel.WatchFileFunc(ctx, "unused", nil, nil); return err },
+		"sentinel: option 3 is nil": func() error {
+			_, err := sentinel.New(sentinel.WithLogger(nil), sentinel.WithParams(), sentinel.LoggerOption(nil))
+			return err
+		},
+		"sentinel: option 2 is nil: source": func() error {
+			_, err := sentinel.WatchFileFunc(ctx, "unused", nil, sentinel.WithLogger(nil), sentinel.LoggerOption(nil))
+			return err
+		},
 		"sentinel: WatchFileFunc: nil apply function": func() error {
 			_, err := sentinel.WatchFileFunc(ctx, "sentinel_test.go", nil)
 			return err
@@ -433,6 +441,7 @@ func TestOptionValidation(t *testing.T) {
 		},
 	}
 	for want, f := range cases {
+		want, _, _ = strings.Cut(want, ": source")
 		if err := f(); err == nil || err.Error() != want {
 			t.Errorf("want %q, got %v", want, err)
 		}

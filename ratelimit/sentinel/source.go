@@ -64,7 +64,8 @@ func LoadDocument(data []byte) error {
 }
 
 // SourceOption configures a rule source: WatchFile, WatchFileFunc,
-// WatchNacos and WatchNacosFunc.
+// WatchNacos and WatchNacosFunc: [WithPollInterval], [WithOnReload] and
+// [WithLogger].
 type SourceOption interface{ applySource(*sourceConfig) }
 
 type sourceOption func(*sourceConfig)
@@ -81,7 +82,7 @@ type sourceConfig struct {
 func newSourceConfig(opts []SourceOption) (sourceConfig, error) {
 	cfg := sourceConfig{interval: DefaultPollInterval}
 	for i, o := range opts {
-		if o == nil {
+		if nilOption(o) {
 			return cfg, fmt.Errorf("sentinel: option %d is nil", i+1)
 		}
 		o.applySource(&cfg)
@@ -94,12 +95,6 @@ func newSourceConfig(opts []SourceOption) (sourceConfig, error) {
 	}
 	cfg.logger = logging.OrDefault(cfg.logger)
 	return cfg, nil
-}
-
-// WithSourceLogger logs loads and rejections (default, and for nil, the
-// kit's JSON logger, logging.Default()).
-func WithSourceLogger(l *slog.Logger) SourceOption {
-	return sourceOption(func(c *sourceConfig) { c.logger = l })
 }
 
 // WithPollInterval sets how often a file or the Nacos document is read
