@@ -104,7 +104,7 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: Nacos client: %w", err)
 	}
-	a := newApplier("nacos:"+src.Group+"/"+src.DataID, apply, cfg)
+	a := newApplier(ctx, "nacos:"+src.Group+"/"+src.DataID, apply, cfg)
 	param := vo.ConfigParam{DataId: src.DataID, Group: src.Group}
 
 	// The client connects in the background: retry the first read.

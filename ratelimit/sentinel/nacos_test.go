@@ -26,7 +26,12 @@ func TestWatchNacosHotReload(t *testing.T) {
 	start := time.Now()
 	wait, err := sentinel.WatchNacos(ctx, sentinel.NacosSource{Addr: n.HTTPAddr, DataID: dataID, Group: group, Dir: t.TempDir()},
 		sentinel.WithLogger(logging.New(io.Discard, nil)),
-		sentinel.WithOnReload(func(err error) { reloads <- err }))
+		sentinel.WithOnReload(func(_ context.Context, e sentinel.Event) {
+			if e.Kind != sentinel.EventReload || e.Source != "nacos:"+group+"/"+dataID {
+				t.Errorf("reload event %+v", e)
+			}
+			reloads <- e.Err
+		}))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

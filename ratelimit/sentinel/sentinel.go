@@ -247,16 +247,49 @@ func nilOption(o any) bool {
 	return o == nil
 }
 
-// Event is one blocked request, reported to the WithOnBlock hook.
+// EventKind says what an [Event] reports.
+type EventKind uint8
+
+const (
+	// EventBlock is a blocked request, reported to the WithOnBlock hook
+	// (Resource, BlockType and Block are set).
+	EventBlock EventKind = iota + 1
+	// EventReload is a load attempt of a rule source, reported to the
+	// WithOnReload hook (Source and Err are set).
+	EventReload
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventBlock:
+		return "block"
+	case EventReload:
+		return "reload"
+	}
+	return "unknown"
+}
+
+// Event is what the package reports to its hooks: a blocked request
+// (WithOnBlock) or a load attempt of a rule source (WithOnReload).
 type Event struct {
+	Kind EventKind
+
 	// Resource is the Sentinel resource: "GET:/orders/:id", or
-	// reqinfo.UnmatchedRoute.
+	// reqinfo.UnmatchedRoute (EventBlock).
 	Resource string
 	// BlockType is the block's type as [BlockTypeName] names it: "flow",
-	// "hotspot", "system", "isolation", "circuit_breaking".
+	// "hotspot", "system", "isolation", "circuit_breaking" (EventBlock).
 	BlockType string
-	// Block is Sentinel's own account: the rule that blocked, and more.
+	// Block is Sentinel's own account: the rule that blocked, and more
+	// (EventBlock).
 	Block *base.BlockError
+
+	// Source names the rule source: "file:<path>" or
+	// "nacos:<group>/<dataID>" (EventReload).
+	Source string
+	// Err is why the document was rejected; nil: it was loaded
+	// (EventReload).
+	Err error
 }
 
 // WithOnBlock calls fn for every blocked request, before it is answered,
@@ -381,7 +414,7 @@ func (f *Flow) resource(method, route string) string {
 func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.BlockError) {
 	ctx := c.Request.Context()
 	if f.onBlock != nil {
-		f.onBlock(ctx, Event{Resource: resource, BlockType: BlockTypeName(block.BlockType()), Block: block})
+		f.onBlock(ctx, Event{Kind: EventBlock, Resource: resource, BlockType: BlockTypeName(block.BlockType()), Block: block})
 	}
 	cause := &BlockedError{Block: block}
 	fb := f.fallbacks[route]

@@ -314,7 +314,12 @@ func TestWatchFileHotReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wait, err := sentinel.WatchFile(ctx, path, sentinel.WithPollInterval(50*time.Millisecond),
 		sentinel.WithLogger(logging.New(io.Discard, nil)),
-		sentinel.WithOnReload(func(err error) { reloads <- err }))
+		sentinel.WithOnReload(func(ctx context.Context, e sentinel.Event) {
+			if ctx == nil || e.Kind != sentinel.EventReload || e.Source != "file:"+path {
+				t.Errorf("reload event %+v (context %v)", e, ctx)
+			}
+			reloads <- e.Err
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +371,7 @@ hotspot: [{resource: "GET:/inv/:id", param: 0, threshold: 1, durationSec: 1}]`)
 			if ctx == nil {
 				t.Error("nil context")
 			}
-			if e.Block == nil || sentinel.BlockTypeName(e.Block.BlockType()) != e.BlockType {
+			if e.Kind != sentinel.EventBlock || e.Block == nil || sentinel.BlockTypeName(e.Block.BlockType()) != e.BlockType {
 				t.Errorf("event %+v without its block", e)
 			}
 			blocks = append(blocks, block{e.Resource, e.BlockType})

@@ -20,17 +20,18 @@ const DefaultPollInterval = time.Second
 // replaces what is in force; an invalid one is rejected and logged, and
 // what is in force stays. Every source (file, Nacos) feeds one.
 type applier struct {
+	ctx      context.Context // the watcher's, for the hook
 	logger   *slog.Logger
 	source   string
 	apply    func([]byte) error
-	onReload func(err error)
+	onReload func(context.Context, Event)
 
 	mu   sync.Mutex
 	last []byte
 }
 
-func newApplier(source string, apply func([]byte) error, cfg sourceConfig) *applier {
-	return &applier{logger: cfg.logger, source: source, apply: apply, onReload: cfg.onReload}
+func newApplier(ctx context.Context, source string, apply func([]byte) error, cfg sourceConfig) *applier {
+	return &applier{ctx: ctx, logger: cfg.logger, source: source, apply: apply, onReload: cfg.onReload}
 }
 
 // Apply applies data; data equal to the last applied is skipped.
@@ -48,7 +49,7 @@ func (a *applier) Apply(data []byte) error {
 		a.logger.Info("document applied", "source", a.source)
 	}
 	if a.onReload != nil {
-		a.onReload(err)
+		a.onReload(a.ctx, Event{Kind: EventReload, Source: a.source, Err: err})
 	}
 	return err
 }
@@ -75,7 +76,7 @@ func (f sourceOption) applySource(c *sourceConfig) { f(c) }
 type sourceConfig struct {
 	logger      *slog.Logger
 	interval    time.Duration
-	onReload    func(error)
+	onReload    func(context.Context, Event)
 	nilOnReload bool
 }
 
@@ -103,10 +104,13 @@ func WithPollInterval(d time.Duration) SourceOption {
 	return sourceOption(func(c *sourceConfig) { c.interval = d })
 }
 
-// WithOnReload calls fn after every load attempt with its error (nil:
-// loaded), on the watcher's goroutine; fn must not block. A nil fn is an
+// WithOnReload calls fn after every load attempt with an [EventReload]
+// event (its Err nil: loaded) and the watcher's context (the one given to
+// WatchFile or WatchNacos), on the goroutine that read the document (the
+// caller's for the first load, then the watcher's, or the Nacos client's
+// for a pushed change); fn must not block. Default none; a nil fn is an
 // error.
-func WithOnReload(fn func(error)) SourceOption {
+func WithOnReload(fn func(ctx context.Context, e Event)) SourceOption {
 	return sourceOption(func(c *sourceConfig) { c.onReload, c.nilOnReload = fn, fn == nil })
 }
 
@@ -134,7 +138,7 @@ func WatchFileFunc(ctx context.Context, path string, apply func([]byte) error, o
 	if apply == nil {
 		return nil, errors.New("sentinel: WatchFileFunc: nil apply function")
 	}
-	a := newApplier("file:"+path, apply, cfg)
+	a := newApplier(ctx, "file:"+path, apply, cfg)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: read %s: %w", path, err)
