@@ -167,6 +167,14 @@ func TestUseRejectsWithoutTouchingTheEngine(t *testing.T) {
 	if _, err := setup.Use(context.Background(), r, ok, setup.WithLogOutput(io.Discard), nil); err == nil || err.Error() != "setup: option 2 is nil" {
 		t.Fatalf("got %v, want setup: option 2 is nil", err)
 	}
+	for want, o := range map[string]setup.Option{
+		"setup: WithInstances: nil function": setup.WithInstances(nil),
+		"setup: WithOnReload: nil function":  setup.WithOnReload(nil),
+	} {
+		if _, err := setup.Use(context.Background(), r, ok, setup.WithLogOutput(io.Discard), o); err == nil || err.Error() != want {
+			t.Errorf("got %v, want %s", err, want)
+		}
+	}
 	if len(r.Handlers) != 0 || len(r.Routes()) != 0 {
 		t.Fatal("a failed Use changed the engine")
 	}

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,16 +21,18 @@ type useOption func(*options)
 func (f useOption) applyUse(o *options) { f(o) }
 
 type options struct {
-	logger    *slog.Logger
-	logOut    io.Writer
-	registry  *prometheus.Registry
-	rdb       redis.UniversalClient
-	instances func() int
-	onReload  func(context.Context, Event)
+	logger       *slog.Logger
+	logOut       io.Writer
+	registry     *prometheus.Registry
+	rdb          redis.UniversalClient
+	instances    func() int
+	nilInstances bool
+	onReload     func(context.Context, Event)
+	nilOnReload  bool
 }
 
 // newOptions applies opts in order over the defaults (every zero value
-// below means its documented default).
+// below means its documented default) and checks the result.
 func newOptions(opts []Option) (options, error) {
 	var o options
 	for i, opt := range opts {
@@ -37,6 +40,12 @@ func newOptions(opts []Option) (options, error) {
 			return options{}, fmt.Errorf("setup: option %d is nil", i+1)
 		}
 		opt.applyUse(&o)
+	}
+	switch {
+	case o.nilInstances:
+		return options{}, errors.New("setup: WithInstances: nil function")
+	case o.nilOnReload:
+		return options{}, errors.New("setup: WithOnReload: nil function")
 	}
 	return o, nil
 }
@@ -46,7 +55,9 @@ func newOptions(opts []Option) (options, error) {
 func WithLogger(l *slog.Logger) Option { return useOption(func(o *options) { o.logger = l }) }
 
 // WithLogOutput writes the default logger's JSON lines to w (default, and
-// for a nil w: os.Stdout). It has no effect with WithLogger.
+// for a nil w: os.Stdout), and the spans of the "stdout" tracing exporter
+// too. With WithLogger it still sets where the stdout exporter writes, and
+// nothing else.
 func WithLogOutput(w io.Writer) Option { return useOption(func(o *options) { o.logOut = w }) }
 
 // WithRegistry registers the metrics on reg (default, and for a nil reg: a
@@ -64,8 +75,10 @@ func WithRedisClient(rdb redis.UniversalClient) Option {
 
 // WithInstances gives the local failure policy a live instance count (for
 // example from the service registry) in place of RateLimit.Redis.Instances
-// (default, and for a nil fn: RateLimit.Redis.Instances).
-func WithInstances(fn func() int) Option { return useOption(func(o *options) { o.instances = fn }) }
+// (default: RateLimit.Redis.Instances). A nil fn is an error.
+func WithInstances(fn func() int) Option {
+	return useOption(func(o *options) { o.instances, o.nilInstances = fn, fn == nil })
+}
 
 // Event reports one reload attempt of the configuration by a watcher
 // (Reload.File, Reload.Nacos).
@@ -81,11 +94,11 @@ type Event struct {
 }
 
 // WithOnReload calls fn after every reload attempt of a watched source
-// with its outcome (default, and for a nil fn: none). A document equal to
+// with its outcome (default none; a nil fn is an error). A document equal to
 // the last one applied is not an attempt. ctx is the chain's background
 // context (it ends at Close); fn runs on the watcher's goroutine and must
 // not block. Calls of Chain.Reload by the program do not report here: it
 // has their error.
 func WithOnReload(fn func(ctx context.Context, e Event)) Option {
-	return useOption(func(o *options) { o.onReload = fn })
+	return useOption(func(o *options) { o.onReload, o.nilOnReload = fn, fn == nil })
 }
