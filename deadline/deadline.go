@@ -1,7 +1,7 @@
 // Package deadline gives every request a deadline and carries the time
 // that is left of it to the services the request calls.
 //
-// [Deadline.Middleware] sets a deadline on c.Request's context before the
+// [Timeouts.Middleware] sets a deadline on c.Request's context before the
 // handler runs: the route's timeout ([DefaultTimeout], or [WithRoute]),
 // shortened — never lengthened — by the budget the caller sent in the
 // [Header] (Request-Timeout) or [GRPCHeader] (grpc-timeout) header. A
@@ -168,8 +168,9 @@ type Event struct {
 	Elapsed time.Duration
 }
 
-// Deadline is the deadline middleware. It is safe for concurrent use.
-type Deadline struct {
+// Timeouts is the deadline middleware: the timeout of every route, applied
+// by Middleware. It is safe for concurrent use.
+type Timeouts struct {
 	cfg config
 }
 
@@ -177,12 +178,12 @@ type Deadline struct {
 // [DefaultTimeout] for Kratos's one second) unless an option says
 // otherwise. It fails for a non-positive timeout and for an invalid or nil
 // option.
-func New(timeout time.Duration, opts ...Option) (*Deadline, error) {
+func New(timeout time.Duration, opts ...Option) (*Timeouts, error) {
 	cfg, err := newConfig(timeout, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Deadline{cfg: cfg}, nil
+	return &Timeouts{cfg: cfg}, nil
 }
 
 // Middleware returns the Gin middleware. Put it after the access log and
@@ -194,11 +195,11 @@ func New(timeout time.Duration, opts ...Option) (*Deadline, error) {
 // middlewares after this one (Content-Length, Set-Cookie, rate-limit
 // headers): they belonged to an answer that was never sent. After the
 // middleware returns, c.Request is the request it was given again.
-func (d *Deadline) Middleware() gin.HandlerFunc {
+func (d *Timeouts) Middleware() gin.HandlerFunc {
 	return d.serve
 }
 
-func (d *Deadline) serve(c *gin.Context) {
+func (d *Timeouts) serve(c *gin.Context) {
 	timeout := d.cfg.timeout
 	if len(d.cfg.routes) > 0 {
 		if r, ok := d.cfg.routes[routeKey{c.Request.Method, c.FullPath()}]; ok {

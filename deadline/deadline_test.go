@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func mustNew(t testing.TB, timeout time.Duration, opts ...deadline.Option) *deadline.Deadline {
+func mustNew(t testing.TB, timeout time.Duration, opts ...deadline.Option) *deadline.Timeouts {
 	t.Helper()
 	d, err := deadline.New(timeout, opts...)
 	if err != nil {

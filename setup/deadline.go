@@ -79,7 +79,7 @@ func (c *Config) validateDeadline() error {
 
 // deadline builds the deadline middleware of cfg, reporting to the
 // governance metrics when there are any.
-func (ch *Chain) deadline(d Deadline) (*deadline.Deadline, error) {
+func (ch *Chain) deadline(d Deadline) (*deadline.Timeouts, error) {
 	timeout, opts := d.options()
 	if ch.gov != nil {
 		opts = append(opts, deadline.WithOnTimeout(ch.gov.OnDeadline))
