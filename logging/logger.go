@@ -46,7 +46,11 @@ func OrDefault(l *slog.Logger) *slog.Logger {
 
 // FromContext returns a logger carrying the request's request_id, trace_id
 // and span_id, for handlers: logging.FromContext(c.Request.Context()).Info(...).
-// Its base is the logger given to [NewAccessLog], else slog.Default().
+// Its base is the logger given to [NewAccessLog]; on a context that no
+// access log has seen it is slog.Default(), so that it honours
+// slog.SetDefault (the one place the kit falls back to slog.Default rather
+// than [Default]: it is the program's own logging call, not a component
+// given a nil logger).
 func FromContext(ctx context.Context) *slog.Logger {
 	info := reqstate.From(ctx)
 	base := slog.Default()
