@@ -58,7 +58,8 @@ type serverOption func(*serverConfig)
 
 func (f serverOption) applyServer(c *serverConfig) { f(c) }
 
-// WithProvider uses p's tracer provider and propagator (nil is an error).
+// WithProvider uses p's tracer provider and propagator (nil is an error,
+// even when a later WithProvider or WithOTel replaces it).
 // With it the server middleware knows the sampler and drops unsampled
 // requests before any instrumentation runs (see [NewServer]). Default:
 // OpenTelemetry's globals, as with [WithOTel](nil, nil).
@@ -68,7 +69,7 @@ func WithProvider(p *Provider) CommonOption {
 			*c = httpConfig{nilProvider: true}
 			return
 		}
-		*c = p.httpConfig()
+		*c = p.httpConfig().keepNil(c)
 	})
 }
 
@@ -77,8 +78,15 @@ func WithProvider(p *Provider) CommonOption {
 // through otelgin, which starts the span and lets tp's sampler decide.
 func WithOTel(tp trace.TracerProvider, prop propagation.TextMapPropagator) CommonOption {
 	return httpOption(func(c *httpConfig) {
-		*c = httpConfig{tp: tp, prop: prop}
+		*c = httpConfig{tp: tp, prop: prop}.keepNil(c)
 	})
+}
+
+// keepNil carries a nil WithProvider seen earlier into the replacing
+// configuration c: a later WithProvider or WithOTel does not clear it.
+func (c httpConfig) keepNil(old *httpConfig) httpConfig {
+	c.nilProvider = old.nilProvider
+	return c
 }
 
 // WithSkipPaths traces nothing, at no cost, for requests whose URL path or

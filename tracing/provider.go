@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -114,7 +115,7 @@ func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
 
 // WithSpanExporter adds an exporter behind a batch span processor (default
 // none: requests still get trace IDs and sampling decisions, and span
-// processors still see the spans; nil is an error). The exporters live in
+// processors still see the spans; nil, or a nil pointer in e, is an error). The exporters live in
 // their own packages so that a program links only the one it uses:
 // [github.com/gingov/gingov/tracing/otlphttp] (OTLP over HTTP, no gRPC),
 // [github.com/gingov/gingov/tracing/otlpgrpc] and
@@ -123,8 +124,8 @@ func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
 // stops it, and so does New when it fails.
 func WithSpanExporter(e sdktrace.SpanExporter) Option {
 	return option(func(c *config) {
-		if e == nil {
-			c.nilExporter = true
+		if v := reflect.ValueOf(e); e == nil || v.Kind() == reflect.Pointer && v.IsNil() {
+			c.nilExporter = true // a nil pointer in e would panic at export
 			return
 		}
 		c.exporters = append(c.exporters, e)

@@ -35,6 +35,7 @@ func TestNewValidates(t *testing.T) {
 		{"ratio NaN", "svc", []tracing.Option{tracing.WithSampleRatio(math.NaN())}, "tracing: WithSampleRatio: NaN"},
 		{"nil processor", "svc", []tracing.Option{tracing.WithSpanProcessor(nil)}, "tracing: WithSpanProcessor: processor is nil"},
 		{"nil exporter", "svc", []tracing.Option{tracing.WithSpanExporter(nil)}, "tracing: WithSpanExporter: exporter is nil"},
+		{"typed-nil exporter", "svc", []tracing.Option{tracing.WithSpanExporter((*nilExporter)(nil))}, "tracing: WithSpanExporter: exporter is nil"},
 		{"nil propagator", "svc", []tracing.Option{tracing.WithPropagator(nil)}, "tracing: WithPropagator: propagator is nil"},
 		{"nil batch option", "svc", []tracing.Option{tracing.WithBatchOptions(nil)}, "tracing: WithBatchOptions: option is nil"},
 		{"nil option", "svc", []tracing.Option{tracing.WithGlobal(), nil}, "tracing: option 2 is nil"},
@@ -193,4 +194,29 @@ func newRecorded(t *testing.T, opts ...tracing.Option) (*tracing.Provider, *trac
 	}
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	return p, rec
+}
+
+// nilExporter is an exporter type whose nil pointer New must reject.
+type nilExporter struct{}
+
+func (*nilExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (*nilExporter) Shutdown(context.Context) error                             { return nil }
+
+// A nil WithProvider stays an error when a later WithProvider or WithOTel
+// replaces it.
+func TestNilProviderNotCleared(t *testing.T) {
+	tp, err := tracing.New(t.Context(), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	for name, later := range map[string]tracing.CommonOption{"WithOTel": tracing.WithOTel(nil, nil), "WithProvider": tracing.WithProvider(tp)} {
+		const want = "tracing: WithProvider: provider is nil"
+		if s, err := tracing.NewServer("", tracing.WithProvider(nil), later); s != nil || err == nil || err.Error() != want {
+			t.Errorf("NewServer, then %s: %v; want %q", name, err, want)
+		}
+		if tr, err := tracing.NewTransport(nil, tracing.WithProvider(nil), later); tr != nil || err == nil || err.Error() != want {
+			t.Errorf("NewTransport, then %s: %v; want %q", name, err, want)
+		}
+	}
 }
