@@ -143,7 +143,8 @@ func WithPolicy(p Policy) CommonOption { return func(c *config) { c.policy = p }
 // lock, on the goroutine of the request that caused it and with its
 // context (the server's request, the transport's outgoing request; for a
 // change seen by State, context.Background()). fn must not block;
-// metrics.Governance.OnBreakerChange fits. A nil fn is an error.
+// metrics.Governance.OnBreakerChange fits. Default none; a nil fn is an
+// error.
 func WithOnStateChange(fn func(ctx context.Context, e Event)) CommonOption {
 	return func(c *config) { c.onChange, c.nilOnChange = fn, fn == nil }
 }
@@ -156,8 +157,9 @@ func WithLogger(l *slog.Logger) CommonOption { return func(c *config) { c.logger
 // [DefaultMaxBreakers]; must be >= 1).
 func WithMaxBreakers(n int) CommonOption { return func(c *config) { c.maxBreakers = n } }
 
-// WithShared shares the breakers' open state through Redis (see Shared).
-// The Server or Transport then runs a sync loop: call Close to stop it.
+// WithShared shares the breakers' open state through Redis (see Shared;
+// default none: each instance keeps its own breakers). The Server or
+// Transport then runs a sync loop: call Close to stop it.
 func WithShared(s Shared) CommonOption { return func(c *config) { c.shared = &s } }
 
 // WithFailure replaces what counts as a failed request for the server

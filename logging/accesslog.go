@@ -53,8 +53,11 @@ func WithSkipPaths(paths ...string) AccessLogOption {
 	return accessOption(func(c *accessConfig) { c.skip = c.skip.Add(paths...) })
 }
 
-// WithClientErrorLevel sets the level of 4xx lines (default WARN). 5xx lines
-// are ERROR and the others INFO.
+// DefaultClientErrorLevel is the level of the access log's 4xx lines.
+const DefaultClientErrorLevel = slog.LevelWarn
+
+// WithClientErrorLevel sets the level of 4xx lines (default
+// [DefaultClientErrorLevel]). 5xx lines are ERROR and the others INFO.
 func WithClientErrorLevel(l slog.Level) AccessLogOption {
 	return accessOption(func(c *accessConfig) { c.clientErrLevel = l })
 }
@@ -87,7 +90,7 @@ func WithQuery(on bool) AccessLogOption {
 // newAccessConfig applies opts in order over the defaults and validates
 // the result.
 func newAccessConfig(opts []AccessLogOption) (accessConfig, error) {
-	cfg := accessConfig{clientErrLevel: slog.LevelWarn, logQuery: true}
+	cfg := accessConfig{clientErrLevel: DefaultClientErrorLevel, logQuery: true}
 	for i, o := range opts {
 		if o == nil {
 			return cfg, fmt.Errorf("logging: option %d is nil", i+1)

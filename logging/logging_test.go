@@ -514,3 +514,11 @@ func TestBrokenPipeOverRealConnection(t *testing.T) {
 		t.Fatalf("access line: %v", acc)
 	}
 }
+
+// The access log's 4xx level without WithClientErrorLevel is the exported
+// default (the table above sees WARN lines).
+func TestDefaultClientErrorLevel(t *testing.T) {
+	if logging.DefaultClientErrorLevel != slog.LevelWarn {
+		t.Fatalf("DefaultClientErrorLevel = %v, want WARN", logging.DefaultClientErrorLevel)
+	}
+}

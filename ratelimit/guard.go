@@ -29,7 +29,7 @@ type guardConfig struct {
 
 // newGuardConfig applies opts over the defaults and checks the result.
 func newGuardConfig(opts []Option) (guardConfig, error) {
-	cfg := guardConfig{headers: HeadersLegacy, redis: defaultRedisConfig(), local: defaultLocalConfig()}
+	cfg := guardConfig{headers: DefaultHeaders, redis: defaultRedisConfig(), local: defaultLocalConfig()}
 	for i, o := range opts {
 		if nilOption(o) {
 			return cfg, nilOptionError(i)
@@ -79,14 +79,17 @@ const (
 	HeadersNone Headers = 0
 )
 
-// WithHeaders selects the response headers (default HeadersLegacy; combine
-// with |).
+// DefaultHeaders are the response headers of a Guard without WithHeaders.
+const DefaultHeaders = HeadersLegacy
+
+// WithHeaders selects the response headers (default [DefaultHeaders]:
+// HeadersLegacy; combine with |).
 func WithHeaders(h Headers) Option { return guardOption(func(c *guardConfig) { c.headers = h }) }
 
 // WithOnDecision calls fn after every decision of every rule, with an
 // [EventDecision] event and the request's context. fn runs on the request's
-// goroutine and must not block; metrics.Governance.OnDecision fits. A nil
-// fn is an error.
+// goroutine and must not block; metrics.Governance.OnDecision fits.
+// Default none; a nil fn is an error.
 func WithOnDecision(fn func(ctx context.Context, e Event)) Option {
 	return guardOption(func(c *guardConfig) { c.onDecision, c.nilOnDecision = fn, fn == nil })
 }

@@ -354,3 +354,14 @@ func TestNewRedisValidates(t *testing.T) {
 		}
 	}
 }
+
+// A Guard without WithHeaders sends the DefaultHeaders: the legacy ones.
+func TestDefaultHeaders(t *testing.T) {
+	if ratelimit.DefaultHeaders != ratelimit.HeadersLegacy {
+		t.Fatalf("DefaultHeaders = %d, want HeadersLegacy", ratelimit.DefaultHeaders)
+	}
+	w := do(engine(t, mustGuard(t, nil, ratelimit.Global(5, time.Minute))), "/x")
+	if w.Header().Get("X-RateLimit-Limit") != "5" || w.Header().Get("RateLimit") != "" {
+		t.Fatalf("default headers: %v", w.Header())
+	}
+}

@@ -124,7 +124,8 @@ func WithLogger(l *slog.Logger) RedisGuardOption {
 // membership refresh sees a new fleet size ([EventInstances]). fn runs on
 // the goroutine of the decision that saw the change, with that request's
 // context (EventInstances: on the refresh goroutine, with a background
-// context), and must not block. metrics.Governance.RedisHealthHook fits. A nil fn is an error.
+// context), and must not block. metrics.Governance.RedisHealthHook fits.
+// Default none; a nil fn is an error.
 func WithOnHealthChange(fn func(ctx context.Context, e Event)) RedisGuardOption {
 	return func(c *redisConfig) { c.onHealth, c.nilOnHealth = fn, fn == nil; c.name = "WithOnHealthChange" }
 }

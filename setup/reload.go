@@ -3,6 +3,8 @@ package setup
 import (
 	"context"
 	"time"
+
+	"github.com/gingov/gingov/ratelimit/sentinel"
 )
 
 // reloadFrom is Reload for a watcher of source, reporting each attempt to
@@ -17,8 +19,9 @@ func (ch *Chain) reloadFrom(ctx context.Context, source string) func([]byte) err
 	}
 }
 
-// DefaultNacosGroup is the group of a NacosDoc without one.
-const DefaultNacosGroup = "DEFAULT_GROUP"
+// DefaultNacosGroup is the group of a NacosDoc without one: Sentinel's
+// (and Nacos's) default group.
+const DefaultNacosGroup = sentinel.DefaultNacosGroup
 
 func (n *NacosDoc) group() string {
 	if n.Group == "" {

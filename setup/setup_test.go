@@ -394,3 +394,10 @@ ratelimit:
 		t.Fatalf("trace %s: %d access-log lines, %d spans; want 1 and 1\n%s", traceID, logged, spans, logs)
 	}
 }
+
+// A Nacos document without a group is read from Sentinel's default group.
+func TestDefaultNacosGroupIsSentinels(t *testing.T) {
+	if setup.DefaultNacosGroup != sentinel.DefaultNacosGroup {
+		t.Fatalf("setup %q, sentinel %q", setup.DefaultNacosGroup, sentinel.DefaultNacosGroup)
+	}
+}

@@ -18,13 +18,23 @@ import (
 	"github.com/gingov/gingov/registry"
 )
 
+// Defaults of a NacosSource.
+const (
+	// DefaultNacosGroup is the group of a NacosSource without one (Nacos's
+	// own default group).
+	DefaultNacosGroup = "DEFAULT_GROUP"
+	// DefaultNacosTimeout bounds the first read of a NacosSource without a
+	// Timeout.
+	DefaultNacosTimeout = 10 * time.Second
+)
+
 // NacosSource says where in the Nacos config center the rule document is.
 type NacosSource struct {
 	// Addr is the server's HTTP host:port; gRPC is on port+1000 (the Nacos
 	// 2.x convention) unless GRPCPort is set.
 	Addr     string
 	GRPCPort uint64
-	// Namespace, Group (default "DEFAULT_GROUP") and DataID (required).
+	// Namespace, Group (default [DefaultNacosGroup]) and DataID (required).
 	Namespace string
 	Group     string
 	DataID    string
@@ -34,7 +44,7 @@ type NacosSource struct {
 	// the system temp dir, never next to the executable).
 	Dir string
 	// Timeout bounds the first read, including the SDK's connection
-	// (default 10 s).
+	// (default [DefaultNacosTimeout]).
 	Timeout time.Duration
 }
 
@@ -76,10 +86,10 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 		return nil, fmt.Errorf("sentinel: Nacos port %q: %w", portStr, err)
 	}
 	if src.Group == "" {
-		src.Group = "DEFAULT_GROUP"
+		src.Group = DefaultNacosGroup
 	}
 	if src.Timeout <= 0 {
-		src.Timeout = 10 * time.Second
+		src.Timeout = DefaultNacosTimeout
 	}
 	if src.Dir == "" {
 		src.Dir = filepath.Join(os.TempDir(), "gingov-nacos")

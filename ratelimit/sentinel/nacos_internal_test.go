@@ -47,3 +47,17 @@ func TestFirstReadBackoff(t *testing.T) {
 		}
 	})
 }
+
+// The defaults of a NacosSource and of Init are the exported constants.
+func TestSourceAndInitDefaults(t *testing.T) {
+	if DefaultNacosGroup != "DEFAULT_GROUP" || DefaultNacosTimeout != 10*time.Second {
+		t.Fatalf("Nacos defaults %q %v", DefaultNacosGroup, DefaultNacosTimeout)
+	}
+	e, err := newInitConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Sentinel.Stat.System.CollectIntervalMs; got != DefaultSystemStatsInterval || DefaultSystemStatsInterval != 1000 {
+		t.Fatalf("system stats every %d ms, want DefaultSystemStatsInterval (1000)", got)
+	}
+}

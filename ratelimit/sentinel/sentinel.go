@@ -68,8 +68,13 @@ func WithLogDir(dir string) InitOption {
 	return initOption(func(e *config.Entity) { e.Sentinel.Log.Dir = dir })
 }
 
+// DefaultSystemStatsInterval is how often (ms) Sentinel samples load, CPU
+// and memory for system rules unless WithSystemStats says otherwise.
+const DefaultSystemStatsInterval uint32 = 1000
+
 // WithSystemStats sets how often (ms) Sentinel samples load, CPU and memory
-// for system rules (default 1000; 0 turns sampling off).
+// for system rules (default [DefaultSystemStatsInterval]; 0 turns sampling
+// off).
 func WithSystemStats(intervalMs uint32) InitOption {
 	return initOption(func(e *config.Entity) { e.Sentinel.Stat.System.CollectIntervalMs = intervalMs })
 }
@@ -91,6 +96,7 @@ func newInitConfig(opts []InitOption) (*config.Entity, error) {
 	e.Sentinel.UseCacheTime = true
 	e.Sentinel.Log.Dir = DefaultLogDir()
 	e.Sentinel.Log.Metric.FlushIntervalSec = 0 // no metric log files: gingov's metrics cover it
+	e.Sentinel.Stat.System.CollectIntervalMs = DefaultSystemStatsInterval
 	for i, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("sentinel: option %d is nil", i+1)
@@ -294,7 +300,7 @@ type Event struct {
 
 // WithOnBlock calls fn for every blocked request, before it is answered,
 // with the request's context. fn runs on the request's goroutine and must
-// not block. A nil fn is an error. For metrics.Governance, which cannot
+// not block. Default none; a nil fn is an error. For metrics.Governance, which cannot
 // name this module's Event:
 //
 //	sentinel.WithOnBlock(func(ctx context.Context, e sentinel.Event) {

@@ -12,6 +12,8 @@ package otlpgrpc
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -23,6 +25,11 @@ import (
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT names a
 // collector.
 const DefaultEndpoint = "localhost:4317"
+
+// DefaultTimeout bounds one export, retries included, unless
+// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT says
+// otherwise (the OTLP default).
+const DefaultTimeout = 10 * time.Second
 
 // Option configures [New].
 type Option interface{ apply(*otlpopt.Config) }
@@ -72,6 +79,9 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 	if cfg.Insecure {
 		o = append(o, otlptracegrpc.WithInsecure())
 	}
+	if !timeoutFromEnv() {
+		o = append(o, otlptracegrpc.WithTimeout(DefaultTimeout))
+	}
 	if len(cfg.Headers) > 0 {
 		o = append(o, otlptracegrpc.WithHeaders(cfg.Headers))
 	}
@@ -80,4 +90,10 @@ func New(ctx context.Context, opts ...Option) (sdktrace.SpanExporter, error) {
 		return nil, fmt.Errorf("otlpgrpc: %w", err)
 	}
 	return exp, nil
+}
+
+// timeoutFromEnv reports whether the environment sets the export timeout,
+// which then wins over DefaultTimeout.
+func timeoutFromEnv() bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TIMEOUT") != ""
 }

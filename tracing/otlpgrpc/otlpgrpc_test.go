@@ -3,6 +3,7 @@ package otlpgrpc_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -38,5 +39,11 @@ func TestOptionsValidated(t *testing.T) {
 		if err := exp.Shutdown(context.Background()); err != nil {
 			t.Fatalf("%s: shutdown: %v", ep, err)
 		}
+	}
+}
+
+func TestDefaultTimeout(t *testing.T) {
+	if otlpgrpc.DefaultTimeout != 10*time.Second {
+		t.Fatalf("DefaultTimeout = %v, want the OTLP default 10s", otlpgrpc.DefaultTimeout)
 	}
 }
