@@ -1,8 +1,8 @@
 // Package metrics exposes Prometheus metrics for a Gin service: RED metrics
 // per route template ([NewHTTP], [HTTP.Middleware]) and the governance
 // metrics of the rest of the kit ([NewGovernance]: rate-limit decisions,
-// Redis health, Sentinel blocks, breaker states, registrations), each on an
-// explicit prometheus.Registerer.
+// Redis health, Sentinel blocks, breaker states, registrations, deadline
+// timeouts), each on an explicit prometheus.Registerer.
 //
 // Labels are bounded: route is the template (c.FullPath()), never the raw
 // path, with "unmatched" for requests no route matched; method is one of the

@@ -49,7 +49,7 @@ type Log struct {
 	// exempt paths, see [Exempt]; a list given replaces them).
 	SkipPaths []string `yaml:"skip_paths"`
 	// RequestIDHeader is the request-ID header read and echoed (default
-	// X-Request-Id).
+	// logging.DefaultRequestIDHeader, X-Request-ID).
 	RequestIDHeader string `yaml:"request_id_header"`
 }
 
@@ -61,8 +61,10 @@ type Tracing struct {
 	// log line, error envelope and outbound headers; nothing is exported),
 	// stdout, otlp-grpc or otlp-http.
 	Exporter string `yaml:"exporter"`
-	// Endpoint is the OTLP collector's host:port (default the exporter's:
-	// 127.0.0.1:4317 for gRPC, 127.0.0.1:4318 for HTTP).
+	// Endpoint is the OTLP collector's host:port or http(s) URL (default:
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else
+	// the exporter's otlpgrpc.DefaultEndpoint, localhost:4317, or
+	// otlphttp.DefaultEndpoint, localhost:4318).
 	Endpoint string `yaml:"endpoint"`
 	// Insecure sends OTLP without TLS (default false).
 	Insecure bool `yaml:"insecure"`
@@ -141,9 +143,11 @@ type Breaker struct {
 	Window time.Duration `yaml:"window"`
 	// MinRequests before the breaker may open (default the policy's).
 	MinRequests int `yaml:"min_requests"`
-	// FailureRatio opens a classic breaker, in (0, 1] (default 0.5).
+	// FailureRatio opens a classic breaker, in (0, 1] (default
+	// circuitbreaker.DefaultFailureRatio).
 	FailureRatio float64 `yaml:"failure_ratio"`
-	// OpenTimeout is how long a classic breaker stays open (default 5 s).
+	// OpenTimeout is how long a classic breaker stays open (default
+	// circuitbreaker.DefaultOpenTimeout).
 	OpenTimeout time.Duration `yaml:"open_timeout"`
 	// K is the SRE policy's multiplier, >= 1 (default circuitbreaker.DefaultSREK).
 	K float64 `yaml:"k"`
@@ -182,8 +186,8 @@ type Reload struct {
 	File bool `yaml:"file"`
 	// Nacos watches a copy of this whole document in the Nacos config center.
 	Nacos *NacosDoc `yaml:"nacos"`
-	// Interval between reads of the file and of Nacos (default 1 s; Nacos
-	// also pushes changes).
+	// Interval between reads of the file and of Nacos (default
+	// DefaultReloadInterval; Nacos also pushes changes).
 	Interval time.Duration `yaml:"interval"`
 }
 
