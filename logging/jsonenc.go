@@ -16,13 +16,6 @@ import (
 // strings.
 func appendJSONString(b []byte, s string) []byte { return jsonstr.Append(b, s, jsonstr.Slog) }
 
-// appendJSONKey appends "key": .
-func appendJSONKey(b []byte, key string) []byte {
-	b = append(b, ',')
-	b = appendJSONString(b, key)
-	return append(b, ':')
-}
-
 // appendJSONFloat appends f as encoding/json (and so slog) writes a finite
 // float64: shortest form, exponent only below 1e-6 or from 1e21, "e-09"
 // shortened to "e-9".

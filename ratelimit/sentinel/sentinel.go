@@ -35,7 +35,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
-	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/reqinfo"
 )
@@ -331,8 +330,8 @@ func BlockTypeName(t base.BlockType) string {
 // Flow is the Sentinel middleware.
 type Flow struct {
 	flowConfig
-	baseOpts  []sentinelapi.EntryOption    // the same for every request
-	resources cowmap.Map[routeKey, string] // resource name, built once per route
+	baseOpts  []sentinelapi.EntryOption // the same for every request
+	resources sync.Map                  // routeKey → resource name, built once per route
 }
 
 // New returns the middleware, initialising Sentinel (Init) if needed. It
@@ -411,10 +410,10 @@ func (f *Flow) resource(method, route string) string {
 	}
 	k := routeKey{method, route}
 	if r, ok := f.resources.Load(k); ok {
-		return r
+		return r.(string)
 	}
 	r, _ := f.resources.LoadOrStore(k, Resource(method, route))
-	return r
+	return r.(string)
 }
 
 func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.BlockError) {

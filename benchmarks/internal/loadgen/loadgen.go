@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					return err
 				}
 				defer conn.Close()
-				stopConn := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+				stopConn := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 				defer stopConn()
 				if err := conn.SetDeadline(stop.Add(10 * time.Second)); err != nil {
 					return err
