@@ -46,16 +46,6 @@ func TestNilLoggerIsTheKitDefault(t *testing.T) {
 			t.Errorf("Health (%d options): not logging.Default()", len(opts))
 		}
 	}
-	for _, opts := range [][]EurekaOption{nil, {WithEurekaLogger(nil)}} {
-		e, err := NewEureka([]string{"http://127.0.0.1:1/eureka"}, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.logger != def {
-			t.Errorf("Eureka (%d options): not logging.Default()", len(opts))
-		}
-		_ = e.Close()
-	}
 	// A logger given is used as is.
 	own := slog.New(slog.DiscardHandler)
 	s, err := NewServer(http.NotFoundHandler(), "127.0.0.1:0", nil, ServiceInstance{Name: "a"}, WithLogger(own))

@@ -4,10 +4,8 @@
 // The backends implement two small interfaces: [Registrar] (Register and
 // Deregister, both bounded by a context) and [Discovery] (instances of a
 // service, and a [Watcher] for changes); with Close and Backend they make
-// a [Registry], which every backend's *Registry satisfies. Eureka lives in this package, with
-// its own JSON client over net/http; Nacos and etcd are nested modules
-// (registry/nacos, registry/etcd) so that importing registry links neither
-// SDK.
+// a [Registry], which every backend's *Registry satisfies. The backends
+// live in their own packages (see Backends below).
 //
 // Backends report what happens to a registration through [Event]s
 // (registered — the first time and again after the registry lost the
@@ -38,21 +36,11 @@
 //   - registry/registrytest: an in-memory registry for tests, and the
 //     conformance suite every backend runs against its real server.
 //
-// # Eureka
+// # Backends
 //
-// [NewEureka] takes the servers' Eureka base URLs, as a Spring client's
-// eureka.client.service-url.defaultZone lists them
-// ("http://eureka-1:8761/eureka"), and fails over between them. An
-// instance named "orders" is registered as application ORDERS with
-// vipAddress "orders": Spring Cloud clients (DiscoveryClient, lb://orders,
-// @FeignClient("orders")) find it by that service id, at the host and port
-// of its Address, with "version" and "weight" in its metadata next to
-// Metadata. It stays registered through heartbeats every 30 s (lease 90 s,
-// as Spring's defaults) and is registered again as soon as a server has
-// lost it. [Eureka.SetStatus] with OUT_OF_SERVICE takes it out of every
-// client's list (at the client's next registry fetch) while it keeps
-// serving, for a drain. Discovery returns only UP instances; Eureka has no
-// push, so a [Watcher] polls.
+// registry/eureka (in this module, with its own JSON client over
+// net/http), and the nested modules registry/nacos, registry/etcd and
+// registry/consul, so that importing registry links no SDK.
 package registry
 
 import (

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gingov/gingov/registry"
 	"github.com/gingov/gingov/registry/consul"
+	"github.com/gingov/gingov/registry/eureka"
 	"github.com/gingov/gingov/registry/nacos"
 )
 
@@ -50,9 +51,9 @@ func (f *Flags) Open(logger *slog.Logger) (registry.Registry, error) {
 	case f.Eureka != "":
 		// Renew every 5 s with a 15 s lease, so that a crashed instance
 		// leaves discovery quickly.
-		return registry.NewEureka([]string{f.Eureka}, registry.WithEurekaLogger(logger),
-			registry.WithEurekaPollInterval(f.Poll),
-			registry.WithEurekaRenewalInterval(5*time.Second), registry.WithEurekaLeaseDuration(15*time.Second))
+		return eureka.New([]string{f.Eureka}, eureka.WithLogger(logger),
+			eureka.WithPollInterval(f.Poll),
+			eureka.WithRenewalInterval(5*time.Second), eureka.WithLeaseDuration(15*time.Second))
 	}
 	return nil, fmt.Errorf("set -nacos, -eureka or -consul")
 }

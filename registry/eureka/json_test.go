@@ -1,4 +1,4 @@
-package registry
+package eureka
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gingov/gingov/registry"
 )
 
 // TestDecodeEurekaApplication: the shapes Eureka servers answer GET
@@ -53,7 +55,7 @@ func TestDecodeEurekaApplication(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			raw, err := decodeEurekaApplication([]byte(c.body))
+			raw, err := decodeApplication([]byte(c.body))
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -70,7 +72,7 @@ func TestDecodeEurekaApplication(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{``, `[]`, `{}`, `{"application":{"instance":{"port":{"$":"x"}}}}`, `{"application":{"instance":"x"}}`} {
-		if _, err := decodeEurekaApplication([]byte(bad)); err == nil {
+		if _, err := decodeApplication([]byte(bad)); err == nil {
 			t.Errorf("decode(%q) succeeded", bad)
 		}
 	}
@@ -79,16 +81,16 @@ func TestDecodeEurekaApplication(t *testing.T) {
 // TestEurekaInstanceInfo: the registration body has the shape the Spring
 // Cloud server needs, and what it sends comes back through the decoder.
 func TestEurekaInstanceInfo(t *testing.T) {
-	e, err := NewEureka([]string{"http://127.0.0.1:8761/eureka"},
-		WithEurekaRenewalInterval(1500*time.Millisecond), WithEurekaLeaseDuration(4*time.Second),
-		WithEurekaHealthPath("/health/live"))
+	e, err := New([]string{"http://127.0.0.1:8761/eureka"},
+		WithRenewalInterval(1500*time.Millisecond), WithLeaseDuration(4*time.Second),
+		WithHealthPath("/health/live"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	e.now = func() time.Time { return time.UnixMilli(1700000000123) }
-	ins := &ServiceInstance{ID: "orders-1", Name: "Orders", Version: "v2", Address: "[::1]:8080", Metadata: map[string]string{"zone": "b"}}
-	b, err := json.Marshal(eurekaEnvelope{Instance: e.instanceInfo(ins, EurekaOutOfService)})
+	ins := &registry.ServiceInstance{ID: "orders-1", Name: "Orders", Version: "v2", Address: "[::1]:8080", Metadata: map[string]string{"zone": "b"}}
+	b, err := json.Marshal(envelope{Instance: e.instanceInfo(ins, OutOfService)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +125,13 @@ func TestEurekaInstanceInfo(t *testing.T) {
 
 	// Round trip through the decoder, as GetService would see it once UP.
 	var env struct {
-		Instance eurekaInstance `json:"instance"`
+		Instance instance `json:"instance"`
 	}
 	if err := json.Unmarshal(b, &env); err != nil {
 		t.Fatal(err)
 	}
 	env.Instance.Status = "UP"
-	got := upInstances([]eurekaInstance{env.Instance}, "orders")
+	got := upInstances([]instance{env.Instance}, "orders")
 	if len(got) != 1 {
 		t.Fatalf("decoded %d instances", len(got))
 	}
@@ -146,7 +148,7 @@ func FuzzDecodeEurekaApplication(f *testing.F) {
 	f.Add(`{"application":{"instance":[{"hostName":"h","status":"UP","port":8080,"metadata":{"weight":"-3","@class":"x","n":null}}]}}`)
 	f.Add(`{"application":{"instance":[{"status":"UP","securePort":{"$":70000,"@enabled":"true"}}]}}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		raw, err := decodeEurekaApplication([]byte(body))
+		raw, err := decodeApplication([]byte(body))
 		if err != nil {
 			return
 		}

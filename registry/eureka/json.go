@@ -1,4 +1,4 @@
-package registry
+package eureka
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/gingov/gingov/registry"
 )
 
 // The JSON that Eureka servers speak. Eureka's JSON comes from an XML
@@ -15,54 +17,54 @@ import (
 // accepts both shapes where they are known to vary: "instance" as one
 // object or an array, ports and flags as numbers, strings or booleans.
 
-type eurekaEnvelope struct {
-	Instance *eurekaInstance `json:"instance"`
+type envelope struct {
+	Instance *instance `json:"instance"`
 }
 
-type eurekaInstance struct {
-	InstanceID         string            `json:"instanceId,omitempty"`
-	HostName           string            `json:"hostName"`
-	App                string            `json:"app"`
-	IPAddr             string            `json:"ipAddr"`
-	VIPAddress         string            `json:"vipAddress,omitempty"`
-	SecureVIPAddress   string            `json:"secureVipAddress,omitempty"`
-	Status             string            `json:"status"`
-	Port               *eurekaPort       `json:"port,omitempty"`
-	SecurePort         *eurekaPort       `json:"securePort,omitempty"`
-	HomePageURL        string            `json:"homePageUrl,omitempty"`
-	StatusPageURL      string            `json:"statusPageUrl,omitempty"`
-	HealthCheckURL     string            `json:"healthCheckUrl,omitempty"`
-	DataCenterInfo     *eurekaDataCenter `json:"dataCenterInfo,omitempty"`
-	LeaseInfo          *eurekaLease      `json:"leaseInfo,omitempty"`
-	Metadata           eurekaMetadata    `json:"metadata,omitempty"`
-	LastUpdatedTime    eurekaString      `json:"lastUpdatedTimestamp,omitempty"`
-	LastDirtyTimestamp eurekaString      `json:"lastDirtyTimestamp,omitempty"`
+type instance struct {
+	InstanceID         string      `json:"instanceId,omitempty"`
+	HostName           string      `json:"hostName"`
+	App                string      `json:"app"`
+	IPAddr             string      `json:"ipAddr"`
+	VIPAddress         string      `json:"vipAddress,omitempty"`
+	SecureVIPAddress   string      `json:"secureVipAddress,omitempty"`
+	Status             string      `json:"status"`
+	Port               *portInfo   `json:"port,omitempty"`
+	SecurePort         *portInfo   `json:"securePort,omitempty"`
+	HomePageURL        string      `json:"homePageUrl,omitempty"`
+	StatusPageURL      string      `json:"statusPageUrl,omitempty"`
+	HealthCheckURL     string      `json:"healthCheckUrl,omitempty"`
+	DataCenterInfo     *dataCenter `json:"dataCenterInfo,omitempty"`
+	LeaseInfo          *leaseInfo  `json:"leaseInfo,omitempty"`
+	Metadata           metadata    `json:"metadata,omitempty"`
+	LastUpdatedTime    jsonString  `json:"lastUpdatedTimestamp,omitempty"`
+	LastDirtyTimestamp jsonString  `json:"lastDirtyTimestamp,omitempty"`
 }
 
-type eurekaDataCenter struct {
+type dataCenter struct {
 	Class string `json:"@class"`
 	Name  string `json:"name"`
 }
 
-type eurekaLease struct {
+type leaseInfo struct {
 	RenewalIntervalInSecs int `json:"renewalIntervalInSecs"`
 	DurationInSecs        int `json:"durationInSecs"`
 }
 
-// eurekaPort is {"$":8080,"@enabled":"true"}. On decoding, "$" may be a
+// portInfo is {"$":8080,"@enabled":"true"}. On decoding, "$" may be a
 // number or a string, "@enabled" a string or a boolean, and the whole may
 // be a bare number or string.
-type eurekaPort struct {
+type portInfo struct {
 	Port       int
 	Enabled    bool
 	EnabledSet bool // "@enabled" was present (decoding only)
 }
 
-func (p eurekaPort) MarshalJSON() ([]byte, error) {
+func (p portInfo) MarshalJSON() ([]byte, error) {
 	return fmt.Appendf(nil, `{"$":%d,"@enabled":"%t"}`, p.Port, p.Enabled), nil
 }
 
-func (p *eurekaPort) UnmarshalJSON(b []byte) error {
+func (p *portInfo) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || string(b) == "null" {
 		return nil
@@ -72,7 +74,7 @@ func (p *eurekaPort) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("port: %w", err)
 		}
-		*p = eurekaPort{Port: n}
+		*p = portInfo{Port: n}
 		return nil
 	}
 	var raw struct {
@@ -82,7 +84,7 @@ func (p *eurekaPort) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	*p = eurekaPort{}
+	*p = portInfo{}
 	if len(raw.Port) > 0 && string(raw.Port) != "null" {
 		n, err := jsonInt(raw.Port)
 		if err != nil {
@@ -130,11 +132,11 @@ func jsonBool(b []byte) (bool, error) {
 	return v, nil
 }
 
-// eurekaString is a string on encoding; on decoding it takes a string, a
+// jsonString is a string on encoding; on decoding it takes a string, a
 // number or a boolean as its text.
-type eurekaString string
+type jsonString string
 
-func (s *eurekaString) UnmarshalJSON(b []byte) error {
+func (s *jsonString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0 || string(b) == "null":
@@ -144,27 +146,27 @@ func (s *eurekaString) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
 		}
-		*s = eurekaString(v)
+		*s = jsonString(v)
 	case b[0] == '{' || b[0] == '[':
 		return errors.New("object where a string was expected")
 	default:
-		*s = eurekaString(b)
+		*s = jsonString(b)
 	}
 	return nil
 }
 
-// eurekaMetadata is the metadata map. Decoding drops keys starting with
+// metadata is the metadata map. Decoding drops keys starting with
 // "@" (a server writes {"@class":"java.util.Collections$EmptyMap"} for an
 // empty map) and takes numbers and booleans as their text; nested values
 // are dropped.
-type eurekaMetadata map[string]string
+type metadata map[string]string
 
-func (m *eurekaMetadata) UnmarshalJSON(b []byte) error {
+func (m *metadata) UnmarshalJSON(b []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
-	out := make(eurekaMetadata, len(raw))
+	out := make(metadata, len(raw))
 	for k, v := range raw {
 		if strings.HasPrefix(k, "@") {
 			continue
@@ -172,7 +174,7 @@ func (m *eurekaMetadata) UnmarshalJSON(b []byte) error {
 		if v = bytes.TrimSpace(v); len(v) == 0 || string(v) == "null" {
 			continue
 		}
-		var s eurekaString
+		var s jsonString
 		if err := s.UnmarshalJSON(v); err != nil {
 			continue
 		}
@@ -182,39 +184,39 @@ func (m *eurekaMetadata) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// eurekaInstances is the "instance" member: one object or an array.
-type eurekaInstances []eurekaInstance
+// instanceList is the "instance" member: one object or an array.
+type instanceList []instance
 
-func (l *eurekaInstances) UnmarshalJSON(b []byte) error {
+func (l *instanceList) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0 || string(b) == "null":
 		*l = nil
 		return nil
 	case b[0] == '[':
-		var list []eurekaInstance
+		var list []instance
 		if err := json.Unmarshal(b, &list); err != nil {
 			return err
 		}
 		*l = list
 		return nil
 	default:
-		var one eurekaInstance
+		var one instance
 		if err := json.Unmarshal(b, &one); err != nil {
 			return err
 		}
-		*l = eurekaInstances{one}
+		*l = instanceList{one}
 		return nil
 	}
 }
 
-// decodeEurekaApplication reads the answer to GET /apps/{APP}:
+// decodeApplication reads the answer to GET /apps/{APP}:
 // {"application":{"name":"ORDERS","instance":[...]}}.
-func decodeEurekaApplication(b []byte) ([]eurekaInstance, error) {
+func decodeApplication(b []byte) ([]instance, error) {
 	var doc struct {
 		Application *struct {
-			Name     string          `json:"name"`
-			Instance eurekaInstances `json:"instance"`
+			Name     string       `json:"name"`
+			Instance instanceList `json:"instance"`
 		} `json:"application"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
@@ -229,7 +231,7 @@ func decodeEurekaApplication(b []byte) ([]eurekaInstance, error) {
 // toServiceInstance converts a discovered instance; ok is false when it has
 // no usable address. name is the service name to report when the instance
 // has no vipAddress.
-func (in *eurekaInstance) toServiceInstance(name string) (*ServiceInstance, bool) {
+func (in *instance) toServiceInstance(name string) (*registry.ServiceInstance, bool) {
 	host := in.IPAddr
 	if host == "" {
 		host = in.HostName
@@ -254,7 +256,7 @@ func (in *eurekaInstance) toServiceInstance(name string) (*ServiceInstance, bool
 	if port <= 0 || port > 65535 {
 		return nil, false
 	}
-	s := &ServiceInstance{
+	s := &registry.ServiceInstance{
 		ID:      in.InstanceID,
 		Name:    in.VIPAddress,
 		Version: md["version"],

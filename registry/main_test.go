@@ -7,5 +7,5 @@ import (
 )
 
 // TestMain is the registry package's one TestMain: every test of the
-// package, Eureka's and the others', runs under goleak.
+// package runs under goleak.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

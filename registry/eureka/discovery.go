@@ -1,4 +1,4 @@
-package registry
+package eureka
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gingov/gingov/registry"
 )
 
 // GetService returns the UP instances of the named service, asking GET
@@ -19,73 +21,73 @@ import (
 // and no error. Instances that are DOWN, OUT_OF_SERVICE, STARTING or
 // without a usable address are left out. Version and Weight come from the
 // "version" and "weight" metadata, which are not repeated in Metadata.
-func (e *Eureka) GetService(ctx context.Context, name string) ([]*ServiceInstance, error) {
+func (e *Registry) GetService(ctx context.Context, name string) ([]*registry.ServiceInstance, error) {
 	if name == "" {
-		return nil, errors.New("registry: eureka: GetService needs a service name")
+		return nil, errors.New("eureka: GetService needs a service name")
 	}
-	code, body, err := e.do(ctx, http.MethodGet, "/apps/"+url.PathEscape(eurekaApp(name)), nil)
+	code, body, err := e.do(ctx, http.MethodGet, "/apps/"+url.PathEscape(appName(name)), nil)
 	if err != nil {
-		return nil, fmt.Errorf("registry: eureka: get service %s: %w", name, err)
+		return nil, fmt.Errorf("eureka: get service %s: %w", name, err)
 	}
 	switch code {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("registry: eureka: get service %s: status %d: %s", name, code, snippet(body))
+		return nil, fmt.Errorf("eureka: get service %s: status %d: %s", name, code, snippet(body))
 	}
-	raw, err := decodeEurekaApplication(body)
+	raw, err := decodeApplication(body)
 	if err != nil {
-		return nil, fmt.Errorf("registry: eureka: get service %s: decode: %w", name, err)
+		return nil, fmt.Errorf("eureka: get service %s: decode: %w", name, err)
 	}
 	return upInstances(raw, name), nil
 }
 
 // upInstances converts the UP instances with a usable address, sorted by
 // ID.
-func upInstances(raw []eurekaInstance, name string) []*ServiceInstance {
-	var out []*ServiceInstance
+func upInstances(raw []instance, name string) []*registry.ServiceInstance {
+	var out []*registry.ServiceInstance
 	for i := range raw {
-		if !strings.EqualFold(raw[i].Status, string(EurekaUp)) {
+		if !strings.EqualFold(raw[i].Status, string(Up)) {
 			continue
 		}
 		if s, ok := raw[i].toServiceInstance(name); ok {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b *ServiceInstance) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *registry.ServiceInstance) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
 // Watch follows the named service by polling GetService every poll
-// interval (Eureka has no push; see [WithEurekaPollInterval]). Watch asks
+// interval (Eureka has no push; see [WithPollInterval]). Watch asks
 // once before it returns, and fails if that fails; the watcher's first
 // Next returns that answer, and later Nexts return only when the set of
 // UP instances (IDs, addresses, versions, weights, metadata) changed. A
 // failed poll is logged and keeps the last set. The watcher ends when ctx
 // is done, Stop is called, or e is closed.
-func (e *Eureka) Watch(ctx context.Context, name string) (Watcher, error) {
+func (e *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	list, err := e.GetService(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	stopAfter := context.AfterFunc(e.ctx, cancel) // Close ends the watch
-	return &eurekaWatcher{e: e, name: name, ctx: wctx, cancel: func() { stopAfter(); cancel() }, last: list, first: true}, nil
+	return &watcher{e: e, name: name, ctx: wctx, cancel: func() { stopAfter(); cancel() }, last: list, first: true}, nil
 }
 
-// eurekaWatcher polls one service. Next is for one goroutine at a time;
+// watcher polls one service. Next is for one goroutine at a time;
 // Stop may be called from any.
-type eurekaWatcher struct {
-	e      *Eureka
+type watcher struct {
+	e      *Registry
 	name   string
 	ctx    context.Context
 	cancel context.CancelFunc
-	last   []*ServiceInstance
+	last   []*registry.ServiceInstance
 	first  bool
 }
 
-func (w *eurekaWatcher) Next() ([]*ServiceInstance, error) {
+func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 	if err := w.ctx.Err(); err != nil {
 		return nil, w.stopped(err)
 	}
@@ -93,7 +95,7 @@ func (w *eurekaWatcher) Next() ([]*ServiceInstance, error) {
 		w.first = false
 		return w.last, nil
 	}
-	t := time.NewTimer(w.e.poll)
+	t := time.NewTimer(w.e.cfg.poll)
 	defer t.Stop()
 	for {
 		select {
@@ -112,22 +114,22 @@ func (w *eurekaWatcher) Next() ([]*ServiceInstance, error) {
 			w.last = list
 			return list, nil
 		}
-		t.Reset(w.e.poll)
+		t.Reset(w.e.cfg.poll)
 	}
 }
 
-func (w *eurekaWatcher) stopped(err error) error {
-	return fmt.Errorf("registry: eureka: watch %s stopped: %w", w.name, err)
+func (w *watcher) stopped(err error) error {
+	return fmt.Errorf("eureka: watch %s stopped: %w", w.name, err)
 }
 
-func (w *eurekaWatcher) Stop() error {
+func (w *watcher) Stop() error {
 	w.cancel()
 	return nil
 }
 
 // sameInstances compares two lists sorted by ID.
-func sameInstances(a, b []*ServiceInstance) bool {
-	return slices.EqualFunc(a, b, func(x, y *ServiceInstance) bool {
+func sameInstances(a, b []*registry.ServiceInstance) bool {
+	return slices.EqualFunc(a, b, func(x, y *registry.ServiceInstance) bool {
 		return x.ID == y.ID && x.Name == y.Name && x.Address == y.Address && x.Version == y.Version &&
 			x.Weight == y.Weight && maps.Equal(x.Metadata, y.Metadata)
 	})

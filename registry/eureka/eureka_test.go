@@ -1,4 +1,4 @@
-package registry_test
+package eureka_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/registry"
+	"github.com/gingov/gingov/registry/eureka"
 	"github.com/gingov/gingov/registry/registrytest"
 )
 
@@ -28,13 +29,13 @@ const (
 	testPoll  = 200 * time.Millisecond
 )
 
-// eurekaEvents records what a Eureka reports through WithEurekaOnEvent.
+// eurekaEvents records what a Registry reports through WithOnEvent.
 type eurekaEvents struct {
 	mu   sync.Mutex
 	list []registry.Event
 }
 
-func (ev *eurekaEvents) add(e registry.Event) {
+func (ev *eurekaEvents) add(_ context.Context, e registry.Event) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	ev.list = append(ev.list, e)
@@ -65,20 +66,20 @@ func (ev *eurekaEvents) last(kind registry.EventKind) (registry.Event, bool) {
 
 // newEureka returns a client of urls with the short test intervals, closed
 // at cleanup, and the events it reports.
-func newEureka(t *testing.T, urls []string, opts ...registry.EurekaOption) (*registry.Eureka, *eurekaEvents) {
+func newEureka(t *testing.T, urls []string, opts ...eureka.Option) (*eureka.Registry, *eurekaEvents) {
 	t.Helper()
 	ev := &eurekaEvents{}
-	all := append([]registry.EurekaOption{
-		registry.WithEurekaRenewalInterval(testRenew),
-		registry.WithEurekaLeaseDuration(testLease),
-		registry.WithEurekaPollInterval(testPoll),
-		registry.WithEurekaTimeout(2 * time.Second),
-		registry.WithEurekaOnEvent(ev.add),
-		registry.WithEurekaLogger(slog.New(slog.DiscardHandler)),
+	all := append([]eureka.Option{
+		eureka.WithRenewalInterval(testRenew),
+		eureka.WithLeaseDuration(testLease),
+		eureka.WithPollInterval(testPoll),
+		eureka.WithTimeout(2 * time.Second),
+		eureka.WithOnEvent(ev.add),
+		eureka.WithLogger(slog.New(slog.DiscardHandler)),
 	}, opts...)
-	e, err := registry.NewEureka(urls, all...)
+	e, err := eureka.New(urls, all...)
 	if err != nil {
-		t.Fatalf("NewEureka: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	return e, ev
@@ -252,7 +253,7 @@ func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 	}
 	eurekaWait(t, 2*time.Second, "both instances", func() bool { return len(ids()) == 2 })
 
-	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, eureka.OutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	eurekaWait(t, 2*time.Second, "OUT_OF_SERVICE on the server", func() bool {
@@ -267,7 +268,7 @@ func testSetStatus(t *testing.T, srv *testenv.Eureka) {
 	if got := ids(); len(got) != 1 {
 		t.Fatalf("GetService two heartbeats later = %v, want [%s]", got, b.ID)
 	}
-	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, registry.EurekaUp); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), a, eureka.Up); err != nil {
 		t.Fatalf("SetStatus UP: %v", err)
 	}
 	eurekaWait(t, 2*time.Second, "both instances again", func() bool { return len(ids()) == 2 })
@@ -370,11 +371,11 @@ func testWatch(t *testing.T, srv *testenv.Eureka) {
 		t.Fatalf("Register: %v", err)
 	}
 	next(aID, bID)
-	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, eureka.OutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	next(aID)
-	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, registry.EurekaUp); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), b, eureka.Up); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	next(aID, bID)
@@ -474,10 +475,10 @@ func testClose(t *testing.T, srv *testenv.Eureka) {
 	})
 }
 
-// TestEurekaServerRestart: when the server dies, heartbeats fail and are
+// TestServerRestart: when the server dies, heartbeats fail and are
 // reported; when it comes back empty, the instance is registered again
 // within one renewal interval, with the status it had.
-func TestEurekaServerRestart(t *testing.T) {
+func TestServerRestart(t *testing.T) {
 	srv := testenv.StartEureka(t)
 	e, ev := newEureka(t, []string{srv.URL})
 	name := eurekaService(t)
@@ -489,7 +490,7 @@ func TestEurekaServerRestart(t *testing.T) {
 			t.Fatalf("Register: %v", err)
 		}
 	}
-	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), oos, registry.EurekaOutOfService); err != nil {
+	if err := e.SetStatus(eurekaCtx(t, 5*time.Second), oos, eureka.OutOfService); err != nil {
 		t.Fatalf("SetStatus: %v", err)
 	}
 
@@ -538,47 +539,49 @@ func TestEurekaServerRestart(t *testing.T) {
 	}
 }
 
-// TestNewEurekaValidation: bad configuration fails at construction with an
+// TestNewValidation: bad configuration fails at construction with an
 // error naming what is wrong.
-func TestNewEurekaValidation(t *testing.T) {
+func TestNewValidation(t *testing.T) {
 	ok := "http://127.0.0.1:8761/eureka"
 	cases := []struct {
 		name string
 		urls []string
-		opts []registry.EurekaOption
+		opts []eureka.Option
 		want string
 	}{
-		{"no URL", nil, nil, "no server URL"},
+		{"no URL", nil, nil, "eureka: no server URL"},
 		{"bad scheme", []string{"ftp://x/eureka"}, nil, "scheme must be http or https"},
 		{"no host", []string{"http:///eureka"}, nil, "has no host"},
 		{"unparsable", []string{"http://[::1"}, nil, "server URL 0"},
 		{"second bad", []string{ok, "127.0.0.1:8761"}, nil, "server URL 1"},
 		{"query", []string{ok + "?x=1"}, nil, "query or fragment"},
-		{"renewal", []string{ok}, []registry.EurekaOption{registry.WithEurekaRenewalInterval(0)}, "renewal interval"},
-		{"lease", []string{ok}, []registry.EurekaOption{registry.WithEurekaLeaseDuration(500 * time.Millisecond)}, "lease duration"},
-		{"lease below renewal", []string{ok}, []registry.EurekaOption{
-			registry.WithEurekaRenewalInterval(10 * time.Second), registry.WithEurekaLeaseDuration(10 * time.Second),
+		{"nil option", []string{ok}, []eureka.Option{eureka.WithTimeout(time.Second), nil}, "eureka: option 2 is nil"},
+		{"renewal", []string{ok}, []eureka.Option{eureka.WithRenewalInterval(0)}, "eureka: WithRenewalInterval: "},
+		{"lease", []string{ok}, []eureka.Option{eureka.WithLeaseDuration(500 * time.Millisecond)}, "eureka: WithLeaseDuration: "},
+		{"lease below renewal", []string{ok}, []eureka.Option{
+			eureka.WithRenewalInterval(10 * time.Second), eureka.WithLeaseDuration(10 * time.Second),
 		}, "must be longer than the renewal interval"},
-		{"poll", []string{ok}, []registry.EurekaOption{registry.WithEurekaPollInterval(-1)}, "poll interval"},
-		{"timeout", []string{ok}, []registry.EurekaOption{registry.WithEurekaTimeout(0)}, "timeout"},
-		{"client", []string{ok}, []registry.EurekaOption{registry.WithEurekaHTTPClient(nil)}, "nil http client"},
-		{"health path", []string{ok}, []registry.EurekaOption{registry.WithEurekaHealthPath("healthz")}, "health path"},
+		{"poll", []string{ok}, []eureka.Option{eureka.WithPollInterval(-1)}, "eureka: WithPollInterval: "},
+		{"timeout", []string{ok}, []eureka.Option{eureka.WithTimeout(0)}, "eureka: WithTimeout: "},
+		{"client", []string{ok}, []eureka.Option{eureka.WithHTTPClient(nil)}, "eureka: WithHTTPClient: nil client"},
+		{"health path", []string{ok}, []eureka.Option{eureka.WithHealthPath("healthz")}, "eureka: WithHealthPath: "},
+		{"nil hook", []string{ok}, []eureka.Option{eureka.WithOnEvent(nil)}, "eureka: WithOnEvent: nil function"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e, err := registry.NewEureka(c.urls, c.opts...)
+			e, err := eureka.New(c.urls, c.opts...)
 			if err == nil {
 				_ = e.Close()
-				t.Fatal("NewEureka accepted it")
+				t.Fatal("New accepted it")
 			}
-			if !strings.HasPrefix(err.Error(), "registry: eureka: ") || !strings.Contains(err.Error(), c.want) {
+			if !strings.HasPrefix(err.Error(), "eureka: ") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q, want one containing %q", err, c.want)
 			}
 		})
 	}
-	e, err := registry.NewEureka([]string{ok, "https://eureka.example:8443/eureka/"})
+	e, err := eureka.New([]string{ok, "https://eureka.example:8443/eureka/"})
 	if err != nil {
-		t.Fatalf("NewEureka with defaults: %v", err)
+		t.Fatalf("New with defaults: %v", err)
 	}
 	if e.Backend() != "eureka" {
 		t.Errorf("Backend() = %q", e.Backend())
@@ -597,14 +600,14 @@ func TestNewEurekaValidation(t *testing.T) {
 	if err := e.Close(); err != nil || e.Close() != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := e.Register(ctx, &registry.ServiceInstance{Name: "x", Address: "127.0.0.1:80"}); err == nil || !strings.Contains(err.Error(), "after Close") {
+	if err := e.Register(ctx, &registry.ServiceInstance{Name: "x", Address: "127.0.0.1:80"}); !errors.Is(err, eureka.ErrClosed) {
 		t.Errorf("Register after Close = %v", err)
 	}
 }
 
-// TestEurekaContext: calls end when the caller's context does, even
+// TestContext: calls end when the caller's context does, even
 // against a server that accepts connections and never answers.
-func TestEurekaContext(t *testing.T) {
+func TestContext(t *testing.T) {
 	hang := make(chan struct{})
 	srv := &http.Server{
 		ReadHeaderTimeout: time.Second,
@@ -618,7 +621,7 @@ func TestEurekaContext(t *testing.T) {
 	ln := eurekaListen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { close(hang); _ = srv.Close() })
-	e, _ := newEureka(t, []string{"http://" + ln.Addr().String() + "/eureka"}, registry.WithEurekaTimeout(time.Minute))
+	e, _ := newEureka(t, []string{"http://" + ln.Addr().String() + "/eureka"}, eureka.WithTimeout(time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()

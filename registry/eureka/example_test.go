@@ -1,4 +1,4 @@
-package registry_test
+package eureka_test
 
 import (
 	"context"
@@ -12,17 +12,18 @@ import (
 	"time"
 
 	"github.com/gingov/gingov/registry"
+	"github.com/gingov/gingov/registry/eureka"
 )
 
 // Register an instance with Eureka, find it as another service would, and
 // remove it. Spring Cloud clients find it under the service id "orders".
-func ExampleNewEureka() {
+func ExampleNew() {
 	eurekaURL, stop := fakeEureka() // e.g. "http://eureka-1:8761/eureka"
 	defer stop()
 
-	eu, err := registry.NewEureka([]string{eurekaURL},
-		registry.WithEurekaRenewalInterval(10*time.Second), // default 30 s
-		registry.WithEurekaLeaseDuration(30*time.Second),   // default 90 s
+	eu, err := eureka.New([]string{eurekaURL},
+		eureka.WithRenewalInterval(10*time.Second), // default 30 s
+		eureka.WithLeaseDuration(30*time.Second),   // default 90 s
 	)
 	if err != nil {
 		fmt.Println(err)

@@ -1,4 +1,4 @@
-package registry_test
+package eureka_test
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 	"github.com/gingov/gingov/registry"
 )
 
-// TestEurekaLifecycle runs a service through the package's Server with
+// TestLifecycle runs a service through the package's Server with
 // Eureka as its registry: once it serves it is registered UP, with a
 // healthCheckUrl that answers; when its context ends it is gone from
 // Eureka before the server stops.
-func TestEurekaLifecycle(t *testing.T) {
+func TestLifecycle(t *testing.T) {
 	srv := testenv.StartEureka(t)
 	eu, ev := newEureka(t, []string{srv.URL})
 	name := eurekaService(t)
@@ -28,7 +28,7 @@ func TestEurekaLifecycle(t *testing.T) {
 	mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong")) })
 	s, err := registry.NewServer(mux, "127.0.0.1:0", eu,
 		registry.ServiceInstance{ID: name + "-1", Name: name, Version: "v1"},
-		registry.WithOnEvent(func(_ context.Context, e registry.Event) { srvEvents.add(e) }),
+		registry.WithOnEvent(srvEvents.add),
 		registry.WithDrainDelay(100*time.Millisecond),
 		registry.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
