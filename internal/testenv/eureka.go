@@ -19,8 +19,9 @@ import (
 )
 
 // Eureka is a Spring Cloud Netflix Eureka server (the fixture in
-// internal/testenv/eureka-server) started for a test, standalone and
-// listening on 127.0.0.1 only.
+// internal/testenv/eureka-server) started for a test, standalone
+// ([StartEureka]) or one of two peers ([StartEurekaPeers]), listening on
+// 127.0.0.1 only.
 type Eureka struct {
 	*Process
 	Addr string // host:port on 127.0.0.1
@@ -102,13 +103,44 @@ var eurekaJVMFlags = []string{
 	"-Xms64m", "-Xmx256m", "-XX:ActiveProcessorCount=2",
 }
 
+// eurekaTestArgs are the server settings every test server runs with:
+// self-preservation and the read-only response cache off, expired leases
+// evicted every second, so tests see changes at once.
+var eurekaTestArgs = []string{
+	"--server.address=127.0.0.1",
+	"--eureka.server.enable-self-preservation=false",
+	"--eureka.server.use-read-only-response-cache=false",
+	"--eureka.server.eviction-interval-timer-in-ms=1000",
+	"--eureka.server.response-cache-update-interval-ms=1000",
+	"--eureka.server.wait-time-in-ms-when-sync-empty=0",
+}
+
+// startEurekaJVM starts the fixture jar on port with the test settings,
+// then args, then extra (later settings override earlier ones).
+func startEurekaJVM(t testing.TB, jar, java string, port int, args, extra []string) *Eureka {
+	t.Helper()
+	all := append(append([]string{}, eurekaJVMFlags...), "-jar", jar, "--server.port="+strconv.Itoa(port))
+	all = append(append(append(all, eurekaTestArgs...), args...), extra...)
+	p := Start(t, java, all, nil, t.TempDir())
+	return &Eureka{
+		Process: p,
+		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Port:    port,
+		URL:     eurekaURL(port),
+	}
+}
+
+func eurekaURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) + "/eureka" }
+
 // StartEureka starts the fixture Eureka server on a free loopback port and
 // waits (up to EurekaReadyTimeout) until GET /eureka/apps answers JSON.
-// The server is standalone (it neither registers itself nor fetches a
-// registry), has self-preservation and the read-only response cache off,
-// and evicts expired leases every second, so tests see changes at once.
-// Extra args ("--eureka.server.x=y") come last and so override these. The
-// server is stopped at test cleanup.
+// The server is standalone in Spring's standard way: it neither registers
+// itself nor fetches a registry, and its defaultZone names itself (so that
+// it replicates to itself, as such a server does). It has self-preservation
+// and the read-only response cache off, and evicts expired leases every
+// second, so tests see changes at once. Extra args
+// ("--eureka.server.x=y") come last and so override these. The server is
+// stopped at test cleanup.
 func StartEureka(t testing.TB, extra ...string) *Eureka {
 	t.Helper()
 	jar := EurekaJar(t)
@@ -116,36 +148,82 @@ func StartEureka(t testing.TB, extra ...string) *Eureka {
 	var lastErr error
 	for range 3 {
 		port := FreePort(t)
-		args := append(append([]string{}, eurekaJVMFlags...), "-jar", jar,
-			"--server.address=127.0.0.1",
-			"--server.port="+strconv.Itoa(port),
+		e := startEurekaJVM(t, jar, java, port, []string{
 			"--eureka.client.register-with-eureka=false",
 			"--eureka.client.fetch-registry=false",
-			"--eureka.client.service-url.defaultZone=http://127.0.0.1:"+strconv.Itoa(port)+"/eureka/",
-			"--eureka.server.enable-self-preservation=false",
-			"--eureka.server.use-read-only-response-cache=false",
-			"--eureka.server.eviction-interval-timer-in-ms=1000",
-			"--eureka.server.response-cache-update-interval-ms=1000",
-			"--eureka.server.wait-time-in-ms-when-sync-empty=0",
-		)
-		args = append(args, extra...)
-		p := Start(t, java, args, nil, t.TempDir())
-		e := &Eureka{
-			Process: p,
-			Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			Port:    port,
-			URL:     "http://127.0.0.1:" + strconv.Itoa(port) + "/eureka",
-		}
+			"--eureka.client.service-url.defaultZone=" + eurekaURL(port) + "/",
+		}, extra)
 		if lastErr = e.waitReady(EurekaReadyTimeout); lastErr == nil {
 			return e
 		}
-		p.Kill()
-		if !eurekaPortTaken(p.Output()) {
+		e.Kill()
+		if !eurekaPortTaken(e.Output()) {
 			break
 		}
 	}
 	t.Fatalf("testenv: Eureka did not start: %v", lastErr)
 	return nil
+}
+
+// StartEurekaPeers starts two fixture Eureka servers on free loopback
+// ports, peered with each other as a Spring Eureka cluster runs: each one's
+// defaultZone lists the other, then itself (the one list a cluster's
+// configuration shares), each registers itself with its peer and fetches
+// the peer's registry, and each replicates registrations, heartbeats,
+// status changes and cancellations to the other. A server recognises its
+// own URL in the list only by its hostname, which on loopback is not
+// 127.0.0.1, so each one also replicates to itself, as the standalone
+// server of [StartEureka] does. Both have the test settings of
+// [StartEureka] (no self-preservation, no read-only response cache,
+// eviction every second); extra args go to both. It returns once both
+// serve /eureka/apps (up to EurekaReadyTimeout); both are stopped at test
+// cleanup.
+func StartEurekaPeers(t testing.TB, extra ...string) [2]*Eureka {
+	t.Helper()
+	jar := EurekaJar(t)
+	java := Require(t, "java", "apt-get install -y openjdk-17-jdk-headless")
+	var lastErr error
+	for range 3 {
+		ports := [2]int{FreePort(t), FreePort(t)}
+		for ports[1] == ports[0] {
+			ports[1] = FreePort(t)
+		}
+		var peers [2]*Eureka
+		for i, port := range ports {
+			other := ports[1-i]
+			peers[i] = startEurekaJVM(t, jar, java, port, []string{
+				"--spring.application.name=eureka-peer",
+				"--eureka.client.register-with-eureka=true",
+				"--eureka.client.fetch-registry=true",
+				"--eureka.client.registry-fetch-interval-seconds=5",
+				"--eureka.client.service-url.defaultZone=" + eurekaURL(other) + "/," + eurekaURL(port) + "/",
+				"--eureka.instance.instance-id=eureka-peer-" + strconv.Itoa(port),
+				"--eureka.instance.non-secure-port=" + strconv.Itoa(port),
+				"--eureka.server.peer-node-read-timeout-ms=1000",
+				"--eureka.server.registry-sync-retries=0",
+			}, extra)
+		}
+		lastErr = nil
+		for _, e := range peers {
+			if err := e.waitReady(EurekaReadyTimeout); err != nil {
+				lastErr = fmt.Errorf("peer on %s: %w", e.Addr, err)
+				break
+			}
+		}
+		if lastErr == nil {
+			return peers
+		}
+		taken := false
+		for _, e := range peers {
+			e.Kill()
+			taken = taken || eurekaPortTaken(e.Output())
+		}
+		if !taken {
+			break
+		}
+	}
+	t.Fatalf("testenv: the Eureka peers did not start: %v", lastErr)
+	return [2]*Eureka{}
 }
 
 // eurekaPortTaken reports whether Spring Boot failed to bind its port.
