@@ -16,10 +16,27 @@
 // lease every renewal interval; when a heartbeat gets 404 (the server
 // evicted the instance or restarted empty) it registers again at once, and
 // on network errors it keeps trying every interval, never giving up, and
-// reports [registry.HeartbeatFailed]. Deregister stops the heartbeat, then
-// removes the instance. [Registry.SetStatus] with
+// reports [registry.HeartbeatFailed]. [Registry.SetStatus] with
 // [OutOfService] takes an instance out of every client's list (at the
 // client's next registry fetch) while it keeps serving, for a drain.
+//
+// # Deregistration in a peered cluster
+//
+// Eureka servers replicate every registration, heartbeat and cancellation
+// to their peers, in batches, and a peer that is sent a heartbeat for an
+// instance it no longer has registers the instance again, with the status
+// the sender holds. A server whose defaultZone names itself (Spring's
+// standalone setup) is its own peer. So an instance cancelled just after a
+// heartbeat comes back, and with a plain cancel it comes back UP, for a
+// whole lease. Deregister therefore first sets the instance DOWN (PUT
+// .../status?value=DOWN; a copy brought back by replication is then DOWN,
+// which no client routes to), then cancels it (DELETE), then reads it back
+// from every configured server (GET /apps/{APP}/{id}) and cancels it again
+// where it is listed, in rounds until two replication batches after the
+// last heartbeat have passed (at most [DeregisterAttempts] further
+// cancels), all within the caller's context: a Deregister right after a
+// heartbeat takes about 2 s. This is what Spring's own client does at
+// shutdown (DOWN, then cancel), plus the read-back.
 //
 // # How Spring Cloud clients find the service
 //
@@ -76,6 +93,25 @@ const (
 	// DefaultHealthPath is the path of the healthCheckUrl registered with
 	// each instance: the liveness probe of registry.Server.
 	DefaultHealthPath = registry.DefaultLivenessPath
+)
+
+// DeregisterAttempts bounds how many times Deregister cancels an instance
+// again after its first cancel, where a peer's replication has brought it
+// back.
+const DeregisterAttempts = 3
+
+// Timing of Deregister's read-back. A Eureka server sends its replication
+// to its peers in batches, every 500 ms; an instance brought back by the
+// replication of a heartbeat shows about two batches after the cancel
+// (1.1 s measured against Spring Cloud Netflix Eureka 4.1).
+const (
+	// replicationSettle is how long after the instance's last registration
+	// or heartbeat a peer may still bring it back.
+	replicationSettle = 2 * time.Second
+	// deregisterRecheck spaces the read-back rounds: a bit more than one
+	// replication batch, so that a round does not cancel on a peer the
+	// copy that the first cancel's own replication is about to remove.
+	deregisterRecheck = 700 * time.Millisecond
 )
 
 // Status is an instance status as Eureka knows it.
@@ -241,8 +277,18 @@ type reg struct {
 	mu     sync.Mutex
 	ins    registry.ServiceInstance
 	status Status
-	cancel context.CancelFunc
-	done   chan struct{}
+	// lastWrite is when the last registration or heartbeat of ins was
+	// answered (or given up): until replicationSettle after it, a peer may
+	// replicate it after a cancel.
+	lastWrite time.Time
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func (r *reg) wrote() {
+	r.mu.Lock()
+	r.lastWrite = time.Now()
+	r.mu.Unlock()
 }
 
 // New returns a client of the Eureka servers at serverURLs, each the
@@ -378,6 +424,7 @@ func (e *Registry) register(ctx context.Context, r *reg) error {
 		return fmt.Errorf("eureka: encode %s: %w", ins.InstanceID(), err)
 	}
 	code, resp, err := e.do(ctx, http.MethodPost, "/apps/"+url.PathEscape(appName(ins.Name)), body)
+	r.wrote()
 	if err == nil && code != http.StatusNoContent && code != http.StatusOK {
 		err = fmt.Errorf("status %d: %s", code, snippet(resp))
 	}
@@ -412,6 +459,7 @@ func (e *Registry) heartbeat(ctx context.Context, r *reg) {
 		ins := r.ins
 		r.mu.Unlock()
 		code, resp, err := e.do(ctx, http.MethodPut, instancePath(&ins), nil)
+		r.wrote()
 		if ctx.Err() != nil {
 			return
 		}
@@ -434,10 +482,26 @@ func (e *Registry) heartbeat(ctx context.Context, r *reg) {
 	}
 }
 
-// Deregister stops the heartbeat of ins, then removes it from the server
-// (DELETE, bounded by ctx). An instance the server does not know counts as
-// removed. ins need not have been registered by e (an instance left by an
-// earlier process can be removed by its ID).
+// Deregister stops the heartbeat of ins and removes it from the servers,
+// all bounded by ctx:
+//
+//  1. it sets the instance DOWN (PUT .../status?value=DOWN), so that a copy
+//     that a peer's replication brings back afterwards is DOWN, never UP;
+//  2. it cancels the lease (DELETE), failing over between servers as every
+//     call does;
+//  3. it reads the instance back from every server (GET /apps/{APP}/{id})
+//     and cancels it again on each server that lists it, in rounds about a
+//     replication batch apart, until a round finds it on none once 2 s
+//     have passed since its last heartbeat (a peer may bring it back until
+//     then), at most [DeregisterAttempts] further cancels. So Deregister
+//     right after a heartbeat takes about 2 s, and one long after the last
+//     heartbeat reads back once.
+//
+// The cancel (2) decides the outcome: an instance the server does not know
+// counts as removed; a failure of (1) is logged and (2) goes on; the
+// read-back (3) only logs what it could not remove (the copies left are
+// DOWN and expire with their lease). ins need not have been registered by
+// e (an instance left by an earlier process can be removed by its ID).
 func (e *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance) error {
 	if ins == nil || ins.Name == "" {
 		return errors.New("eureka: Deregister needs an instance with a Name")
@@ -447,6 +511,7 @@ func (e *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 	r, ok := e.regs[key]
 	delete(e.regs, key)
 	e.mu.Unlock()
+	var settle time.Time // until when a peer may replicate a heartbeat
 	if ok {
 		r.cancel()
 		select {
@@ -454,8 +519,22 @@ func (e *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 		case <-ctx.Done():
 			// The heartbeat ends on its own at its next check of its context.
 		}
+		r.mu.Lock()
+		settle = r.lastWrite.Add(replicationSettle)
+		r.mu.Unlock()
 	}
-	code, resp, err := e.do(ctx, http.MethodDelete, instancePath(ins), nil)
+	path := instancePath(ins)
+	// 1. DOWN first. 404: this server does not know the instance.
+	code, resp, err := e.do(ctx, http.MethodPut, path+"/status?value="+string(Down), nil)
+	if err == nil && code != http.StatusOK && code != http.StatusNotFound {
+		err = fmt.Errorf("status %d: %s", code, snippet(resp))
+	}
+	if err != nil {
+		e.logger.LogAttrs(ctx, slog.LevelWarn, "eureka: setting the instance DOWN before its cancel failed",
+			slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()), slog.String("error", err.Error()))
+	}
+	// 2. Cancel.
+	code, resp, err = e.do(ctx, http.MethodDelete, path, nil)
 	if err == nil && code != http.StatusOK && code != http.StatusNoContent && code != http.StatusNotFound {
 		err = fmt.Errorf("status %d: %s", code, snippet(resp))
 	}
@@ -466,10 +545,75 @@ func (e *Registry) Deregister(ctx context.Context, ins *registry.ServiceInstance
 			slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()), slog.String("error", err.Error()))
 		return err
 	}
+	// 3. Read back, cancel again where a replication brought it back.
+	e.recancel(ctx, ins, path, settle)
 	e.emit(ctx, registry.Deregistered, ins, nil)
 	e.logger.LogAttrs(ctx, slog.LevelInfo, "eureka deregistered",
 		slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()))
 	return nil
+}
+
+// recancel reads the cancelled instance at path back from every server and
+// cancels it again on each that lists it, in rounds deregisterRecheck
+// apart, until a round finds it on none once settle has passed (a peer may
+// bring it back until then), DeregisterAttempts cancels were made, or ctx
+// ends. With settle passed already (no recent heartbeat, or an instance e
+// did not register) there is one round, at once.
+func (e *Registry) recancel(ctx context.Context, ins *registry.ServiceInstance, path string, settle time.Time) {
+	wait := time.Duration(0)
+	if time.Now().Before(settle) {
+		// Let the replication of the cancel reach the peers first.
+		wait = deregisterRecheck
+	}
+	attempts := 0
+	for round := 1; ; round++ {
+		if wait > 0 && !sleep(ctx, wait) {
+			return
+		}
+		wait = deregisterRecheck
+		listed := 0
+		for _, s := range e.servers {
+			code, _, err := e.try(ctx, s+path, http.MethodGet, nil)
+			if err != nil || code != http.StatusOK {
+				continue // gone (404), or this server cannot tell: nothing to cancel there
+			}
+			listed++
+			if attempts == DeregisterAttempts {
+				e.logger.LogAttrs(ctx, slog.LevelWarn, "eureka: instance still listed after its cancels; it is DOWN until its lease ends",
+					slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()), slog.String("server", s))
+				return
+			}
+			attempts++
+			code, resp, err := e.try(ctx, s+path, http.MethodDelete, nil)
+			if err == nil && code != http.StatusOK && code != http.StatusNotFound {
+				err = fmt.Errorf("status %d: %s", code, snippet(resp))
+			}
+			if err != nil {
+				e.logger.LogAttrs(ctx, slog.LevelWarn, "eureka: cancelling an instance listed again failed",
+					slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()),
+					slog.String("server", s), slog.String("error", err.Error()))
+				continue
+			}
+			e.logger.LogAttrs(ctx, slog.LevelInfo, "eureka: instance listed again after its cancel; cancelled it again",
+				slog.String("service", ins.Name), slog.String("instance_id", ins.InstanceID()),
+				slog.String("server", s), slog.Int("round", round))
+		}
+		if listed == 0 && !time.Now().Before(settle) {
+			return
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // SetStatus sets the status of ins on the server (PUT .../status?value=),
