@@ -51,6 +51,48 @@ func TestEurekaSmoke(t *testing.T) {
 	}
 }
 
+// TestEurekaPeersSmoke starts the two peered servers and checks that they
+// replicate to each other: an instance registered with A shows on B, and
+// its cancel at B removes it from A.
+func TestEurekaPeersSmoke(t *testing.T) {
+	start := time.Now()
+	peers := testenv.StartEurekaPeers(t)
+	t.Logf("peers ready on %s and %s after %v", peers[0].Addr, peers[1].Addr, time.Since(start).Round(time.Millisecond))
+	if peers[0].Port == peers[1].Port {
+		t.Fatalf("both peers on port %d", peers[0].Port)
+	}
+	body := `{"instance":{"instanceId":"peer-1","hostName":"127.0.0.1","app":"PEERSMOKE",
+		"ipAddr":"127.0.0.1","vipAddress":"peersmoke","status":"UP",
+		"port":{"$":8080,"@enabled":"true"},
+		"dataCenterInfo":{"@class":"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo","name":"MyOwn"},
+		"leaseInfo":{"renewalIntervalInSecs":30,"durationInSecs":90}}}`
+	if status := send(t, http.MethodPost, peers[0].URL+"/apps/PEERSMOKE", body); status != http.StatusNoContent {
+		t.Fatalf("register with A: %d, want 204", status)
+	}
+	waitFor(t, "the instance replicated to B", func() bool {
+		_, ok := peers[1].Instance(t, "PEERSMOKE", "peer-1")
+		return ok
+	})
+	if status := send(t, http.MethodDelete, peers[1].URL+"/apps/PEERSMOKE/peer-1", ""); status != http.StatusOK {
+		t.Fatalf("cancel at B: %d, want 200", status)
+	}
+	waitFor(t, "the cancel replicated to A", func() bool {
+		_, ok := peers[0].Instance(t, "PEERSMOKE", "peer-1")
+		return !ok
+	})
+}
+
+// waitFor polls cond every 100 ms for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not seen within 10 s", what)
+}
+
 // TestEurekaJarCached checks that the jar path is stable: the second call
 // reuses the cached jar.
 func TestEurekaJarCached(t *testing.T) {
