@@ -244,7 +244,8 @@ func newConfig(opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// Registry is a Eureka-backed [registry.Registrar] and [registry.Discovery].
+// Registry is a Eureka-backed [registry.Registry] (a [registry.Registrar]
+// and a [registry.Discovery]).
 // It is safe for concurrent use. Close stops its goroutines; it does not
 // deregister (the servers evict the instances when their leases end).
 type Registry struct {
@@ -267,10 +268,7 @@ type Registry struct {
 	now       func() time.Time
 }
 
-var (
-	_ registry.Registrar = (*Registry)(nil)
-	_ registry.Discovery = (*Registry)(nil)
-)
+var _ registry.Registry = (*Registry)(nil)
 
 // reg is one registered instance and its heartbeat.
 type reg struct {

@@ -120,8 +120,11 @@ func TestEureka(t *testing.T) {
 	srv := testenv.StartEureka(t)
 
 	t.Run("Conformance", func(t *testing.T) {
-		e, _ := newEureka(t, []string{srv.URL})
-		registrytest.Run(t, e, e, registrytest.Options{Timeout: 10 * time.Second, NamePrefix: "gingov-eureka"})
+		var events registrytest.Events
+		e, _ := newEureka(t, []string{srv.URL}, eureka.WithOnEvent(events.OnEvent))
+		registrytest.Run(t, e, e, registrytest.Options{
+			Timeout: 10 * time.Second, NamePrefix: "gingov-eureka", Backend: "eureka", Events: &events,
+		})
 	})
 	t.Run("RegisterVisible", func(t *testing.T) { testRegisterVisible(t, srv) })
 	t.Run("Heartbeat", func(t *testing.T) { testHeartbeat(t, srv) })
