@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
 	"github.com/gingov/gingov/internal/testenv"
+	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/envoy"
 )
 
@@ -65,8 +67,9 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
               domain: edge
-              # Envoy's default is 20 ms; the tests share two loaded cores.
-              timeout: 0.5s
+              # Envoy's default is 20 ms; the tests share two loaded cores
+              # (and run under -race), and a timed-out call would be admitted.
+              timeout: 5s
               failure_mode_deny: false
               rate_limit_service:
                 transport_api_version: V3
@@ -95,8 +98,8 @@ static_resources:
 `
 
 // startEnvoy runs the app, the gingov service (doc) and Envoy in front of
-// the app, and returns Envoy's address.
-func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) string {
+// the app, and returns Envoy's address and the service's Redis.
+func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) (string, *redis.Client) {
 	bin := envoyBinary(t)
 	_, rdb := startRedis(t)
 	cfg, err := envoy.ParseConfig([]byte(doc))
@@ -146,7 +149,7 @@ func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) string {
 		}
 		return nil
 	})
-	return "127.0.0.1:" + strconv.Itoa(port)
+	return "127.0.0.1:" + strconv.Itoa(port), rdb
 }
 
 func get(t testing.TB, c *http.Client, addr, user string) *http.Response {
@@ -163,7 +166,7 @@ func get(t testing.TB, c *http.Client, addr, user string) *http.Response {
 
 // TestThroughEnvoy: a real Envoy's rate-limit filter calls the service.
 func TestThroughEnvoy(t *testing.T) {
-	addr := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 3, name: per-user}")
+	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 3, name: per-user}")
 	c := &http.Client{Timeout: 5 * time.Second}
 	for i := 1; i <= 3; i++ {
 		resp := get(t, c, addr, "alice")
@@ -194,7 +197,7 @@ func TestThroughEnvoy(t *testing.T) {
 // TestAccuracyThroughEnvoy: admitted / ideal over 4 s at 200/s through
 // Envoy, within 1%, never above what the bucket holds.
 func TestAccuracyThroughEnvoy(t *testing.T) {
-	addr := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 20}")
+	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200}", exact(t)...)
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	get(t, c, addr, "warm")
 	var (
@@ -225,7 +228,7 @@ func TestAccuracyThroughEnvoy(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	ideal, bound := l.ideal(20, 200), l.bound(20, 200)
+	ideal, bound := l.ideal(200, 200), l.bound(200, 200)
 	ratio := float64(l.admitted) / ideal
 	t.Logf("through Envoy: admitted %d of %d calls, ideal %.1f (bound %.1f): %.4f", l.admitted, l.calls, ideal, bound, ratio)
 	if float64(l.admitted) > bound+1 {
@@ -236,5 +239,82 @@ func TestAccuracyThroughEnvoy(t *testing.T) {
 	}
 	if float64(l.calls) < 1.5*ideal {
 		t.Fatalf("only %d calls for an ideal of %.0f", l.calls, ideal)
+	}
+}
+
+// TestOneBudgetAcrossTheMigration: two instances limited in-app by
+// ratelimit.Guard and traffic through Envoy limited by the service, one
+// rule, one Redis: together they admit the rule's rate, within 1%.
+func TestOneBudgetAcrossTheMigration(t *testing.T) {
+	addr, rdb := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200, name: per-user}", exact(t)...)
+	var inApp []string
+	for range 2 {
+		g, err := ratelimit.New(rdb, ratelimit.PerHeader("X-User", 200, time.Second).WithName("per-user").WithBurst(200),
+			ratelimit.WithCoalescing(false), ratelimit.WithDeadline(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		e := gin.New()
+		e.Use(g.Middleware())
+		e.GET("/", func(c *gin.Context) { c.String(200, "ok") })
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: e}
+		go func() { _ = hs.Serve(lis) }()
+		t.Cleanup(func() { hs.Close() })
+		inApp = append(inApp, lis.Addr().String())
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	get(t, c, addr, "warm")
+	var (
+		mu     sync.Mutex
+		l      load
+		wg     sync.WaitGroup
+		byPath = map[string]int64{}
+	)
+	targets := []string{addr, addr, addr, addr, inApp[0], inApp[0], inApp[1], inApp[1]}
+	l.firstStart = time.Now()
+	stop := l.firstStart.Add(4 * time.Second)
+	for i, target := range targets {
+		name := "envoy"
+		if i >= 4 {
+			name = "in-app"
+		}
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				resp := get(t, c, target, "shared")
+				done := time.Now()
+				mu.Lock()
+				l.calls++
+				if l.firstReturn.IsZero() {
+					l.firstReturn = done
+				}
+				if resp.StatusCode == 200 {
+					l.admitted++
+					byPath[name]++
+					l.lastAdmit = done
+				} else if resp.StatusCode != http.StatusTooManyRequests {
+					t.Errorf("%s: status %d", name, resp.StatusCode)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ideal, bound := l.ideal(200, 200), l.bound(200, 200)
+	ratio := float64(l.admitted) / ideal
+	t.Logf("mixed fleet: admitted %d (through Envoy %d, in-app %d) of %d calls, ideal %.1f (bound %.1f): %.4f",
+		l.admitted, byPath["envoy"], byPath["in-app"], l.calls, ideal, bound, ratio)
+	if float64(l.admitted) > bound+1 {
+		t.Fatalf("admitted %d > %.1f + 1", l.admitted, bound)
+	}
+	if ratio < 0.99 || ratio > 1.01 {
+		t.Fatalf("admitted/ideal %.4f, want 1 ± 1%%", ratio)
+	}
+	if byPath["envoy"] == 0 || byPath["in-app"] == 0 {
+		t.Fatalf("one side admitted nothing: %v", byPath)
 	}
 }

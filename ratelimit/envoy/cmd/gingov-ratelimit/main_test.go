@@ -34,7 +34,7 @@ func TestServe(t *testing.T) {
 	t.Setenv("GINGOV_REDIS_ADDR", srv.Addr)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(context.Background(), []string{"-config", path, "-grpc", grpcAddr, "-http", httpAddr, "-failure-policy", "closed"},
+		done <- run(context.Background(), []string{"-config", path, "-grpc", grpcAddr, "-http", httpAddr, "-failure-policy", "closed", "-deadline", "5s"},
 			slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	}()
 	get := func(p string) (int, string) {
