@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,8 +101,13 @@ static_resources:
 // startEnvoy runs the app, the gingov service (doc) and Envoy in front of
 // the app, and returns Envoy's address and the service's Redis.
 func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) (string, *redis.Client) {
+	addr, _, rdb := startEnvoyRedis(t, doc, opts...)
+	return addr, rdb
+}
+
+func startEnvoyRedis(t *testing.T, doc string, opts ...envoy.Option) (string, *testenv.Redis, *redis.Client) {
 	bin := envoyBinary(t)
-	_, rdb := startRedis(t)
+	srv, rdb := startRedis(t)
 	cfg, err := envoy.ParseConfig([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +155,7 @@ func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) (string, *redis.
 		}
 		return nil
 	})
-	return "127.0.0.1:" + strconv.Itoa(port), rdb
+	return "127.0.0.1:" + strconv.Itoa(port), srv, rdb
 }
 
 func get(t testing.TB, c *http.Client, addr, user string) *http.Response {
@@ -316,5 +322,83 @@ func TestOneBudgetAcrossTheMigration(t *testing.T) {
 	}
 	if byPath["envoy"] == 0 || byPath["in-app"] == 0 {
 		t.Fatalf("one side admitted nothing: %v", byPath)
+	}
+}
+
+// TestWindowBoundaryThroughEnvoy: bursts through Envoy just before and
+// just after a second boundary admit no more than burst + rate × elapsed
+// (envoyproxy/ratelimit's fixed windows admit up to twice the limit there).
+func TestWindowBoundaryThroughEnvoy(t *testing.T) {
+	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 50, burst: 10}", exact(t)...)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	get(t, c, addr, "warm")
+	burst := func(n int) int64 {
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if get(t, c, addr, "boundary").StatusCode == 200 {
+					admitted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return admitted.Load()
+	}
+	next := time.Now().Truncate(time.Second).Add(time.Second)
+	if time.Until(next) < 200*time.Millisecond {
+		next = next.Add(time.Second)
+	}
+	time.Sleep(time.Until(next.Add(-50 * time.Millisecond)))
+	start := time.Now()
+	a := burst(60)
+	time.Sleep(time.Until(next.Add(50 * time.Millisecond)))
+	b := burst(60)
+	elapsed := time.Since(start)
+	bound := 10 + 50*elapsed.Seconds()
+	t.Logf("through Envoy: admitted %d before and %d after the boundary in %s; burst + rate × elapsed = %.1f", a, b, elapsed, bound)
+	if float64(a+b) > bound {
+		t.Fatalf("admitted %d > %.1f", a+b, bound)
+	}
+	if a < 10 {
+		t.Fatalf("the first burst admitted %d, want the bucket's 10", a)
+	}
+}
+
+// TestRedisKilledThroughEnvoy: Redis killed while Envoy sends traffic; the
+// service answers within its deadline, long before Envoy's timeout, and
+// its FailClosed policy holds (429), as the local policy admits.
+func TestRedisKilledThroughEnvoy(t *testing.T) {
+	const deadline = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		policy ratelimit.FailurePolicy
+		want   int
+	}{
+		{"closed", ratelimit.FailClosed, http.StatusTooManyRequests},
+		{"local", ratelimit.FailLocal(1), http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, srv, _ := startEnvoyRedis(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 1000}",
+				envoy.WithLimiterOptions(ratelimit.WithFailurePolicy(tc.policy), ratelimit.WithDeadline(deadline)))
+			c := &http.Client{Timeout: 10 * time.Second}
+			if resp := get(t, c, addr, "u"); resp.StatusCode != 200 {
+				t.Fatalf("with Redis up: %d", resp.StatusCode)
+			}
+			srv.Kill()
+			var worst time.Duration
+			for range 10 {
+				start := time.Now()
+				resp := get(t, c, addr, "u")
+				worst = max(worst, time.Since(start))
+				if resp.StatusCode != tc.want {
+					t.Fatalf("with Redis killed: %d, want %d", resp.StatusCode, tc.want)
+				}
+			}
+			t.Logf("slowest answer through Envoy with Redis killed: %s", worst)
+			if worst > time.Second {
+				t.Fatalf("slowest answer %s: the service did not answer within its deadline", worst)
+			}
+		})
 	}
 }
