@@ -6,8 +6,9 @@
 // It listens for gRPC (-grpc, default 127.0.0.1:8081) and for HTTP
 // (-http, default 127.0.0.1:8080) with /healthz (200 "ok", or 503 "redis
 // unreachable" while a limiter cannot reach Redis and its failure policy
-// answers) and /metrics (Prometheus: gingov_ratelimit_decisions_total and
-// the Go runtime). Every flag can also be set by the environment variable
+// answers) and /metrics (Prometheus: gingov_ratelimit_decisions_total, the
+// limiters' Redis health series once a limiter reports a change, and the
+// Go runtime). Every flag can also be set by the environment variable
 // named in its usage. SIGTERM or SIGINT stops it gracefully: in-flight
 // calls finish, then the limiters close.
 package main
@@ -110,7 +111,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
 	defer rdb.Close()
 	svc, err := envoy.New(rdb, cfg, envoy.WithLogger(logger), envoy.WithOnDecision(gov.OnDecision),
-		envoy.WithLimiterOptions(ratelimit.WithFailurePolicy(fp), ratelimit.WithDeadline(*deadline)))
+		envoy.WithLimiterOptions(ratelimit.WithFailurePolicy(fp), ratelimit.WithDeadline(*deadline),
+			// gingov_ratelimit_redis_up and the health series, per limit (the limiter's name).
+			ratelimit.WithOnHealthChange(func(ctx context.Context, e ratelimit.Event) { gov.RedisHealthHook(e.Rule)(ctx, e) })))
 	if err != nil {
 		return err
 	}
