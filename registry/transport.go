@@ -6,12 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/logging"
+	"github.com/gingov/gingov/reqinfo"
 )
 
 // Defaults of [Transport].
@@ -79,7 +79,7 @@ func WithCanary(cn Canary) TransportOption {
 		if cn.Label == "" {
 			cn.Label = DefaultCanaryLabel
 		}
-		if !isToken(cn.Header) {
+		if !reqinfo.ValidHeaderName(cn.Header) {
 			return fmt.Errorf("registry: WithCanary: invalid header name %q", cn.Header)
 		}
 		cn.Header = http.CanonicalHeaderKey(cn.Header)
@@ -320,19 +320,6 @@ func replayable(req *http.Request) bool {
 		return false
 	}
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-// isToken reports whether s is an HTTP token (a valid header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func closeBody(req *http.Request) {
