@@ -535,8 +535,10 @@ func TestWatchFileKeepsWorkingConfig(t *testing.T) {
 	if err := <-reloads; err != nil {
 		t.Fatal(err)
 	}
-	if code("c") != ok || code("c") != ok || code("c") != ok || code("c") != over {
-		t.Fatal("the new 3/hour is not in force")
+	for i, want := range []rlsv3.RateLimitResponse_Code{ok, ok, ok, over} {
+		if got := code("c"); got != want {
+			t.Fatalf("request %d under the new 3/hour: %v, want %v", i+1, got, want)
+		}
 	}
 	if len(reloads) != 0 {
 		t.Fatalf("unexpected reloads: %v", <-reloads)

@@ -51,13 +51,6 @@ func main() {
 	}
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
 func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("gingov-ratelimit", flag.ContinueOnError)
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address (env GINGOV_REDIS_ADDR)")
@@ -129,11 +122,12 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	defer wait()
 
-	glis, err := net.Listen("tcp", *grpcAddr)
+	var lc net.ListenConfig
+	glis, err := lc.Listen(ctx, "tcp", *grpcAddr)
 	if err != nil {
 		return err
 	}
-	hlis, err := net.Listen("tcp", *httpAddr)
+	hlis, err := lc.Listen(ctx, "tcp", *httpAddr)
 	if err != nil {
 		glis.Close()
 		return err
