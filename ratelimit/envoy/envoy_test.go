@@ -320,24 +320,7 @@ func TestWindowBoundaryThroughEnvoy(t *testing.T) {
 		wg.Wait()
 		return admitted.Load()
 	}
-	next := time.Now().Truncate(time.Second).Add(time.Second)
-	if time.Until(next) < 200*time.Millisecond {
-		next = next.Add(time.Second)
-	}
-	time.Sleep(time.Until(next.Add(-50 * time.Millisecond)))
-	start := time.Now()
-	a := burst(60)
-	time.Sleep(time.Until(next.Add(50 * time.Millisecond)))
-	b := burst(60)
-	elapsed := time.Since(start)
-	bound := 10 + 50*elapsed.Seconds()
-	t.Logf("through Envoy: admitted %d before and %d after the boundary in %s; burst + rate × elapsed = %.1f", a, b, elapsed, bound)
-	if float64(a+b) > bound {
-		t.Fatalf("admitted %d > %.1f", a+b, bound)
-	}
-	if a < 10 {
-		t.Fatalf("the first burst admitted %d, want the bucket's 10", a)
-	}
+	checkBoundary(t, "through Envoy: ", burst, 60, 50*time.Millisecond, 10, 50)
 }
 
 // TestRedisKilledThroughEnvoy: Redis killed while Envoy sends traffic; the

@@ -410,23 +410,32 @@ func TestWindowBoundary(t *testing.T) {
 		return admitted.Load()
 	}
 	call(t, c, &rlsv3.RateLimitRequest{Domain: "d", Descriptors: []*commonv3.RateLimitDescriptor{desc("k", "warm")}})
+	checkBoundary(t, "", burst, 100, 30*time.Millisecond, 10, 100)
+}
+
+// checkBoundary sends n decisions at once just before the next second
+// boundary (by around) and n just after it, and fails when together they
+// admit more than bucket + rate × elapsed, or the first burst admits less
+// than the bucket: fixed windows would admit a limit on each side.
+func checkBoundary(t *testing.T, what string, burst func(n int) int64, n int, around time.Duration, bucket, rate float64) {
+	t.Helper()
 	next := time.Now().Truncate(time.Second).Add(time.Second)
-	if time.Until(next) < 100*time.Millisecond {
+	if time.Until(next) < 2*around+40*time.Millisecond {
 		next = next.Add(time.Second)
 	}
-	time.Sleep(time.Until(next.Add(-30 * time.Millisecond)))
+	time.Sleep(time.Until(next.Add(-around)))
 	start := time.Now()
-	a := burst(100)
-	time.Sleep(time.Until(next.Add(30 * time.Millisecond)))
-	b := burst(100)
+	a := burst(n)
+	time.Sleep(time.Until(next.Add(around)))
+	b := burst(n)
 	elapsed := time.Since(start)
-	limit := 10 + 100*elapsed.Seconds()
-	t.Logf("admitted %d before and %d after the boundary in %s; bound %.1f", a, b, elapsed, limit)
+	limit := bucket + rate*elapsed.Seconds()
+	t.Logf("%sadmitted %d before and %d after the boundary in %s; burst + rate × elapsed = %.1f", what, a, b, elapsed, limit)
 	if float64(a+b) > limit {
-		t.Fatalf("admitted %d > burst + rate × elapsed = %.1f", a+b, limit)
+		t.Fatalf("%sadmitted %d > burst + rate × elapsed = %.1f", what, a+b, limit)
 	}
-	if a < 10 {
-		t.Fatalf("the first burst admitted %d, want the bucket's 10", a)
+	if float64(a) < bucket {
+		t.Fatalf("%sthe first burst admitted %d, want the bucket's %.0f", what, a, bucket)
 	}
 }
 
