@@ -386,7 +386,7 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	// Given up. The SDK put the registration in its redo list before its
 	// request, and would make it after the next reconnect.
 	r.restore(done, param, committed)
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if ctx.Err() != nil && err == ctx.Err() {
 		err = fmt.Errorf("%w (the last attempt was still running)", err)
 	}
 	return fmt.Errorf("nacos: register %s at %s: %w", ins.Name, ins.Address, err)
@@ -602,11 +602,13 @@ func (r *Registry) call(ctx context.Context, fn func() error) (done <-chan struc
 	case err := <-errc:
 		return ch, err
 	case <-ctx.Done():
-		// fn may have returned at the same moment: its result wins, so
-		// that a request the server answered is not reported as failed.
+		// fn may have succeeded at the same moment: a request the server
+		// answered is not reported as failed. A failure is the context's.
 		select {
 		case err := <-errc:
-			return ch, err
+			if err == nil {
+				return ch, nil
+			}
 		default:
 		}
 		return ch, ctx.Err()
@@ -614,21 +616,36 @@ func (r *Registry) call(ctx context.Context, fn func() error) (done <-chan struc
 }
 
 // retryCall calls fn (through call) until it succeeds or ctx is done,
-// with backoff; failed is told of each failure that will be retried.
+// with backoff; failed is told of each failure that will be retried. When
+// ctx ends first the error is the context's (wrapping the last failure
+// when no attempt was running), so callers see why they gave up.
 func (r *Registry) retryCall(ctx context.Context, fn func() error, failed func(attempt int, err error)) (done <-chan struct{}, err error) {
 	backoff := registry.Backoff{Min: minBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
 		done, err = r.call(ctx, fn)
-		if err == nil || ctx.Err() != nil {
-			return done, err
+		if err == nil {
+			return done, nil
+		}
+		if ctx.Err() != nil {
+			return done, givenUp(ctx, err)
 		}
 		if failed != nil {
 			failed(attempt, err)
 		}
 		if !sleep(ctx, backoff.Delay(attempt-1)) {
-			return done, err
+			return done, givenUp(ctx, err)
 		}
 	}
+}
+
+// givenUp is the error of a retry loop whose context ended: the context's
+// error itself when the last attempt was still running, else the context's
+// error with the last failure.
+func givenUp(ctx context.Context, last error) error {
+	if last == ctx.Err() {
+		return last
+	}
+	return fmt.Errorf("%w (the last attempt failed: %v)", ctx.Err(), last)
 }
 
 // registerParam maps a validated instance.
