@@ -386,9 +386,6 @@ func (r *Registry) Register(ctx context.Context, ins *registry.ServiceInstance) 
 	// Given up. The SDK put the registration in its redo list before its
 	// request, and would make it after the next reconnect.
 	r.restore(done, param, committed)
-	if ctx.Err() != nil && err == ctx.Err() {
-		err = fmt.Errorf("%w (the last attempt was still running)", err)
-	}
 	return fmt.Errorf("nacos: register %s at %s: %w", ins.Name, ins.Address, err)
 }
 
@@ -639,13 +636,12 @@ func (r *Registry) retryCall(ctx context.Context, fn func() error, failed func(a
 }
 
 // givenUp is the error of a retry loop whose context ended: the context's
-// error itself when the last attempt was still running, else the context's
-// error with the last failure.
+// error, saying whether the last attempt was still running or how it failed.
 func givenUp(ctx context.Context, last error) error {
-	if last == ctx.Err() {
-		return last
+	if errors.Is(last, ctx.Err()) {
+		return fmt.Errorf("%w (the last attempt was still running)", last)
 	}
-	return fmt.Errorf("%w (the last attempt failed: %v)", ctx.Err(), last)
+	return fmt.Errorf("%w (the last attempt failed: %w)", ctx.Err(), last)
 }
 
 // registerParam maps a validated instance.
