@@ -6,9 +6,10 @@
 // Configuration is the YAML of envoyproxy/ratelimit (domain, nested
 // descriptors with key, value and rate_limit{unit, requests_per_unit}),
 // plus gingov's rate_limit.burst and rate_limit.name; see [Config].
-// [ParseConfig] validates it with field-named errors and
-// [Service.WatchFile] reloads it, keeping the configuration in force when a
-// new document is invalid.
+// [ParseConfig] validates it with field-named errors;
+// [Service.WatchFile] and [Service.WatchNacos] reload it from a file or
+// the Nacos config center, keeping the configuration in force when a new
+// document is invalid (logged once at ERROR per distinct document).
 //
 // # Buckets
 //

@@ -3,16 +3,23 @@ package envoy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
-// DefaultPollInterval is how often WatchFile reads the file.
+// DefaultPollInterval is how often WatchFile reads the file and WatchNacos
+// reads the document besides the server's pushes.
 const DefaultPollInterval = time.Second
 
-// WatchOption configures WatchFile.
+// maxRejected bounds how many distinct rejected documents a watcher
+// remembers, so that each is logged once.
+const maxRejected = 64
+
+// WatchOption configures WatchFile and WatchNacos.
 type WatchOption interface{ applyWatch(*watchConfig) }
 
 type watchOption func(*watchConfig)
@@ -42,17 +49,64 @@ func newWatchConfig(opts []WatchOption) (watchConfig, error) {
 	return cfg, nil
 }
 
-// WithPollInterval sets how often the file is read (default
-// [DefaultPollInterval]; must be > 0).
+// WithPollInterval sets how often the file (or the Nacos document) is read
+// (default [DefaultPollInterval]; must be > 0).
 func WithPollInterval(d time.Duration) WatchOption {
 	return watchOption(func(c *watchConfig) { c.interval = d })
 }
 
 // WithOnReload calls fn after every attempt to load a changed document,
 // with its error (nil: loaded), on the watcher's goroutine; fn must not
-// block. A nil fn is an error. Default: no hook.
+// block. A document already rejected is not tried again, and fn is not
+// called for it. A nil fn is an error. Default: no hook.
 func WithOnReload(fn func(err error)) WatchOption {
 	return watchOption(func(c *watchConfig) { c.onReload, c.nilOnReload = fn, fn == nil })
+}
+
+// reloader applies changed documents to a Service: each distinct invalid
+// document is logged once at ERROR and never replaces the configuration in
+// force. It is safe for concurrent use (Nacos pushes and polls race).
+type reloader struct {
+	s      *Service
+	source string
+	cfg    watchConfig
+
+	mu       sync.Mutex
+	applied  []byte
+	rejected map[[sha256.Size]byte]struct{}
+}
+
+func newReloader(s *Service, source string, cfg watchConfig, applied []byte) *reloader {
+	return &reloader{s: s, source: source, cfg: cfg, applied: applied, rejected: map[[sha256.Size]byte]struct{}{}}
+}
+
+// apply loads data unless it is the document in force or one already
+// rejected.
+func (r *reloader) apply(data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if bytes.Equal(data, r.applied) {
+		return
+	}
+	sum := sha256.Sum256(data)
+	if _, seen := r.rejected[sum]; seen {
+		return
+	}
+	err := r.s.LoadDocument(data)
+	if err != nil {
+		if len(r.rejected) >= maxRejected {
+			clear(r.rejected)
+		}
+		r.rejected[sum] = struct{}{}
+		r.s.cfg.logger.Error("rate-limit configuration rejected; what is in force stays", "source", r.source, "error", err.Error())
+	} else {
+		r.applied = bytes.Clone(data)
+		clear(r.rejected) // a document rejected before is news again once another one is in force
+		r.s.cfg.logger.Info("rate-limit configuration loaded", "source", r.source)
+	}
+	if r.cfg.onReload != nil {
+		r.cfg.onReload(err)
+	}
 }
 
 // WatchFile loads the YAML configuration at path (ParseConfig) and reloads
@@ -73,8 +127,9 @@ func (s *Service) WatchFile(ctx context.Context, path string, opts ...WatchOptio
 	if err := s.LoadDocument(data); err != nil {
 		return nil, err
 	}
-	s.cfg.logger.Info("rate-limit configuration loaded", "source", "file:"+path)
-	applied, rejected := data, []byte(nil)
+	source := "file:" + path
+	s.cfg.logger.Info("rate-limit configuration loaded", "source", source)
+	r := newReloader(s, source, cfg, data)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -88,23 +143,10 @@ func (s *Service) WatchFile(ctx context.Context, path string, opts ...WatchOptio
 			}
 			data, err := os.ReadFile(path)
 			if err != nil {
-				s.cfg.logger.Warn("rate-limit configuration unreadable; what is in force stays", "source", "file:"+path, "error", err.Error())
+				s.cfg.logger.Warn("rate-limit configuration unreadable; what is in force stays", "source", source, "error", err.Error())
 				continue
 			}
-			if bytes.Equal(data, applied) || (rejected != nil && bytes.Equal(data, rejected)) {
-				continue
-			}
-			err = s.LoadDocument(data)
-			if err != nil {
-				rejected = data
-				s.cfg.logger.Error("rate-limit configuration rejected; what is in force stays", "source", "file:"+path, "error", err.Error())
-			} else {
-				applied, rejected = data, nil
-				s.cfg.logger.Info("rate-limit configuration loaded", "source", "file:"+path)
-			}
-			if cfg.onReload != nil {
-				cfg.onReload(err)
-			}
+			r.apply(data)
 		}
 	}()
 	return func() { <-done }, nil

@@ -1,7 +1,10 @@
 // Command gingov-ratelimit serves gingov's Redis rate limiter to Envoy as a
 // rate-limit service (envoy.service.ratelimit.v3), configured by a YAML
 // file in the envoyproxy/ratelimit format (see package
-// github.com/gingov/gingov/ratelimit/envoy), reloaded when it changes.
+// github.com/gingov/gingov/ratelimit/envoy), reloaded when it changes, or
+// by the same document in the Nacos config center (-nacos host:port and
+// -nacos-data-id), reloaded when it is published again. An invalid new
+// version is logged once at ERROR and never replaces the one in force.
 //
 // It listens for gRPC (-grpc, default 127.0.0.1:8081) and for HTTP
 // (-http, default 127.0.0.1:8080) with /healthz (200 "ok", or 503 "redis
@@ -60,11 +63,19 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	policy := fs.String("failure-policy", "local", "while Redis is unreachable: local, open or closed (env GINGOV_FAILURE_POLICY)")
 	instances := fs.Int("instances", 1, "instances of this service sharing the limits, for the local policy (env GINGOV_INSTANCES)")
 	deadline := fs.Duration("deadline", DefaultDeadline, "Redis deadline per decision (env GINGOV_DEADLINE)")
-	poll := fs.Duration("poll", envoy.DefaultPollInterval, "how often the configuration file is read (env GINGOV_POLL_INTERVAL)")
+	poll := fs.Duration("poll", envoy.DefaultPollInterval, "how often the configuration file (or Nacos document) is read (env GINGOV_POLL_INTERVAL)")
+	nacosAddr := fs.String("nacos", "", "Nacos server HTTP host:port; when set the configuration is the Nacos document -nacos-data-id, not -config (env GINGOV_NACOS_ADDR)")
+	nacosDataID := fs.String("nacos-data-id", "gingov-ratelimit.yaml", "Nacos data id of the configuration (env GINGOV_NACOS_DATA_ID)")
+	nacosGroup := fs.String("nacos-group", envoy.DefaultNacosGroup, "Nacos group (env GINGOV_NACOS_GROUP)")
+	nacosNamespace := fs.String("nacos-namespace", "", "Nacos namespace id (env GINGOV_NACOS_NAMESPACE)")
+	nacosUser := fs.String("nacos-username", "", "Nacos user name (env GINGOV_NACOS_USERNAME)")
+	nacosPassword := fs.String("nacos-password", "", "Nacos password (env GINGOV_NACOS_PASSWORD; prefer the variable to the flag)")
 	for flagName, envName := range map[string]string{
 		"redis": "GINGOV_REDIS_ADDR", "config": "GINGOV_RATELIMIT_CONFIG", "grpc": "GINGOV_GRPC_ADDR",
 		"http": "GINGOV_HTTP_ADDR", "failure-policy": "GINGOV_FAILURE_POLICY", "instances": "GINGOV_INSTANCES",
 		"deadline": "GINGOV_DEADLINE", "poll": "GINGOV_POLL_INTERVAL",
+		"nacos": "GINGOV_NACOS_ADDR", "nacos-data-id": "GINGOV_NACOS_DATA_ID", "nacos-group": "GINGOV_NACOS_GROUP",
+		"nacos-namespace": "GINGOV_NACOS_NAMESPACE", "nacos-username": "GINGOV_NACOS_USERNAME", "nacos-password": "GINGOV_NACOS_PASSWORD",
 	} {
 		if v, ok := os.LookupEnv(envName); ok {
 			if err := fs.Set(flagName, v); err != nil {
@@ -87,13 +98,18 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("-failure-policy: %q is not local, open or closed", *policy)
 	}
 
-	data, err := os.ReadFile(*configPath)
-	if err != nil {
-		return err
-	}
-	cfg, err := envoy.ParseConfig(data)
-	if err != nil {
-		return err
+	// From a file, the configuration is checked before anything starts;
+	// from Nacos, the service starts empty and WatchNacos loads the document
+	// (or fails) before anything is served.
+	cfg := envoy.Config{Domain: "unloaded"}
+	if *nacosAddr == "" {
+		data, err := os.ReadFile(*configPath)
+		if err != nil {
+			return err
+		}
+		if cfg, err = envoy.ParseConfig(data); err != nil {
+			return err
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -116,7 +132,16 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	defer stop()
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
-	wait, err := svc.WatchFile(wctx, *configPath, envoy.WithPollInterval(*poll))
+	source := "file:" + *configPath
+	var wait func()
+	if *nacosAddr != "" {
+		src := envoy.NacosSource{Addr: *nacosAddr, DataID: *nacosDataID, Group: *nacosGroup, Namespace: *nacosNamespace,
+			Username: *nacosUser, Password: *nacosPassword}
+		source = "nacos:" + src.Group + "/" + src.DataID
+		wait, err = svc.WatchNacos(wctx, src, envoy.WithPollInterval(*poll))
+	} else {
+		wait, err = svc.WatchFile(wctx, *configPath, envoy.WithPollInterval(*poll))
+	}
 	if err != nil {
 		return err
 	}
@@ -148,7 +173,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(glis) }()
 	go func() { errc <- hs.Serve(hlis) }()
-	logger.Info("gingov-ratelimit serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "domain", cfg.Domain)
+	logger.Info("gingov-ratelimit serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "config", source)
 
 	var serveErr error
 	select {

@@ -101,6 +101,63 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// TestServeNacos: with -nacos the configuration is the Nacos document, and
+// a version published later is in force without a restart.
+func TestServeNacos(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	n := testenv.StartNacos(t)
+	n.PublishConfig(t, "rl.yaml", "gingov", "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 1}\n")
+	grpcAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	httpAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	t.Setenv("GINGOV_NACOS_GROUP", "gingov")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-redis", srv.Addr, "-nacos", n.HTTPAddr, "-nacos-data-id", "rl.yaml", "-config", "/nonexistent",
+			"-grpc", grpcAddr, "-http", httpAddr, "-deadline", "5s", "-poll", "50ms"}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("run did not stop")
+		}
+	}()
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := rlsv3.NewRateLimitServiceClient(conn)
+	code := func(user string) rlsv3.RateLimitResponse_Code {
+		t.Helper()
+		req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*commonv3.RateLimitDescriptor{{Entries: []*commonv3.RateLimitDescriptor_Entry{{Key: "user", Value: user}}}}}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := c.ShouldRateLimit(context.Background(), req)
+			if err == nil {
+				return resp.OverallCode
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+	}
+	if a, b := code("u"), code("u"); a != rlsv3.RateLimitResponse_OK || b != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("Nacos's 1/minute: %v %v", a, b)
+	}
+	n.PublishConfig(t, "rl.yaml", "gingov", "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 1000}\n")
+	for deadline := time.Now().Add(10 * time.Second); code("v") != rlsv3.RateLimitResponse_OK || code("v") != rlsv3.RateLimitResponse_OK; {
+		if time.Now().After(deadline) {
+			t.Fatal("the document published again is not in force after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if err := run(context.Background(), []string{"-failure-policy", "maybe"}, discard); err == nil || !strings.Contains(err.Error(), "-failure-policy") {
