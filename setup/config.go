@@ -30,6 +30,16 @@ type Config struct {
 	Reload    Reload    `yaml:"reload"`
 	Exempt    Exempt    `yaml:"exempt"`
 	Deadline  Deadline  `yaml:"deadline"`
+	// Mesh says whether a sidecar proxy carries the service's traffic:
+	// none (default) or sidecar. With sidecar, the clients of
+	// Chain.NewClient send plain requests through the sidecar, leaving it
+	// discovery, load balancing, retries and client breakers; rate-limit
+	// rules with enforce: sidecar are left to Envoy's rate-limit filter
+	// (see ratelimit/envoy); the trace headers include B3
+	// (DefaultMeshPropagators) unless tracing.propagators is set. The error
+	// envelope, logs, metrics, traces and the drain are unchanged. A change
+	// takes effect at restart. See docs/mesh.md.
+	Mesh string `yaml:"mesh"`
 
 	path string // the file Load read, watched by Reload.File
 }
@@ -131,6 +141,13 @@ type LimitRule struct {
 	// Routes, when set, limits the rule to these route templates
 	// ("/orders/:id"); other requests pass it.
 	Routes []string `yaml:"routes"`
+	// Enforce says who enforces the rule when mesh is sidecar: app
+	// (default: the app's limiter, meshed or not) or sidecar (Envoy's
+	// rate-limit filter calling ratelimit/envoy, which must have a limit
+	// of the same name and rate on the same Redis; the app's limiter skips
+	// the rule). Out of a mesh the app enforces every rule, so meshed and
+	// un-meshed instances share one budget during the move.
+	Enforce string `yaml:"enforce"`
 }
 
 // Breaker configures the per-route server circuit breaker.
@@ -239,7 +256,7 @@ func Parse(data []byte) (_ Config, err error) {
 // Validate reports the first wrong field, by its YAML path.
 func (c *Config) Validate() error {
 	for _, check := range []func() error{c.validateService, c.validateLog, c.validateTracing,
-		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload, c.validateExempt, c.validateDeadline} {
+		c.validateMetrics, c.validateRateLimit, c.validateBreaker, c.validateSentinel, c.validateReload, c.validateExempt, c.validateDeadline, c.validateMesh} {
 		if err := check(); err != nil {
 			return err
 		}

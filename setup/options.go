@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gingov/gingov/tracing"
 )
 
 // Option configures [Use]. The With... functions of this package build
@@ -29,6 +31,7 @@ type options struct {
 	nilInstances bool
 	onReload     func(context.Context, Event)
 	nilOnReload  bool
+	tracing      []tracing.Option
 }
 
 // newOptions applies opts in order over the defaults (every zero value
@@ -46,6 +49,11 @@ func newOptions(opts []Option) (options, error) {
 		return options{}, errors.New("setup: WithInstances: nil function")
 	case o.nilOnReload:
 		return options{}, errors.New("setup: WithOnReload: nil function")
+	}
+	for i, t := range o.tracing {
+		if t == nil {
+			return options{}, fmt.Errorf("setup: WithTracingOptions: option %d is nil", i+1)
+		}
 	}
 	return o, nil
 }
@@ -101,4 +109,12 @@ type Event struct {
 // has their error.
 func WithOnReload(fn func(ctx context.Context, e Event)) Option {
 	return useOption(func(o *options) { o.onReload, o.nilOnReload = fn, fn == nil })
+}
+
+// WithTracingOptions passes opts to tracing.New after those the Tracing
+// section builds, so that they win: another exporter or span processor (an
+// in-memory recorder in tests), resource attributes, a propagator. Default
+// none; a nil entry is an error. Unused when tracing is disabled.
+func WithTracingOptions(opts ...tracing.Option) Option {
+	return useOption(func(o *options) { o.tracing = append(o.tracing, opts...) })
 }

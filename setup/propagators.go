@@ -25,10 +25,13 @@ func validatePropagators(names []string) error {
 }
 
 // propagatorOptions is tracing.propagators as an option of tracing.New
-// (none for the default).
-func propagatorOptions(t Tracing) []tracing.Option {
-	if t.Propagators == nil {
-		return nil
+// (none for the default; DefaultMeshPropagators in a mesh).
+func propagatorOptions(cfg Config) []tracing.Option {
+	switch {
+	case cfg.Tracing.Propagators != nil:
+		return []tracing.Option{tracing.WithPropagators(cfg.Tracing.Propagators...)}
+	case cfg.meshed():
+		return []tracing.Option{tracing.WithPropagators(DefaultMeshPropagators...)}
 	}
-	return []tracing.Option{tracing.WithPropagators(t.Propagators...)}
+	return nil
 }

@@ -178,7 +178,7 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 		if ch.rdb = o.rdb; ch.rdb == nil && len(cfg.RateLimit.Redis.Addrs) > 0 {
 			ch.rdb, ch.ownRDB = newRedis(cfg.RateLimit.Redis), true
 		}
-		g, err := ch.newGuard(cfg.RateLimit)
+		g, err := ch.newGuard(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +240,8 @@ func (ch *Chain) tracing(ctx context.Context, cfg Config, metricsPath string) (g
 	if cfg.Service.Instance != "" {
 		opts = append(opts, tracing.WithServiceInstance(cfg.Service.Instance))
 	}
-	opts = append(opts, propagatorOptions(t)...)
+	opts = append(opts, propagatorOptions(cfg)...)
+	opts = append(opts, ch.opts.tracing...)
 	tp, err := tracing.New(ctx, cfg.Service.Name, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: tracing: %w", err)
@@ -330,14 +331,28 @@ func newRedis(c Redis) redis.UniversalClient {
 	return redis.NewClient(&redis.Options{Addr: c.Addrs[0], Username: c.Username, Password: c.Password, DB: c.DB})
 }
 
-// newGuard builds the rate limiter of a RateLimit section.
-func (ch *Chain) newGuard(rl RateLimit) (*guardHandle, error) {
+// withMesh is cfg with the mesh mode in force (a change of mode takes
+// effect at restart).
+func withMesh(cfg Config, mode string) Config {
+	cfg.Mesh = mode
+	return cfg
+}
+
+// newGuard builds the rate limiter of the rules the app enforces (in a
+// mesh, those not left to the sidecar). With none it lets every request
+// through.
+func (ch *Chain) newGuard(cfg Config) (*guardHandle, error) {
+	rl := cfg.RateLimit
+	rules := cfg.inAppRules()
+	if len(rules) == 0 {
+		return &guardHandle{handler: func(*gin.Context) {}}, nil
+	}
 	var opts []ratelimit.Option
 	policy, err := ch.failurePolicy(rl.Redis)
 	if err != nil {
 		return nil, err
 	}
-	for _, lr := range rl.Rules {
+	for _, lr := range rules {
 		key, _ := keyOf(lr.By) // validated
 		if len(lr.Routes) > 0 {
 			key = onRoutes(lr.Routes, key)
@@ -545,7 +560,7 @@ func (ch *Chain) Reload(data []byte) error {
 	}
 	var fresh *guardHandle
 	if !reflect.DeepEqual(cur.RateLimit.Rules, next.RateLimit.Rules) {
-		if fresh, err = ch.newGuard(next.RateLimit); err != nil {
+		if fresh, err = ch.newGuard(withMesh(next, cur.Mesh)); err != nil {
 			return err
 		}
 	}
@@ -553,7 +568,7 @@ func (ch *Chain) Reload(data []byte) error {
 		!reflect.DeepEqual(cur.Sentinel.Rules, next.Sentinel.Rules)
 	if sentinelRules {
 		if err := sentinel.Load(next.Sentinel.Rules); err != nil {
-			if fresh != nil {
+			if fresh != nil && fresh.guard != nil {
 				_ = fresh.guard.Close()
 			}
 			return fieldErr("sentinel.rules", "%v", err)
@@ -563,14 +578,16 @@ func (ch *Chain) Reload(data []byte) error {
 		old := ch.guard.Swap(fresh)
 		// Requests already inside the old guard finish with it; it is closed
 		// with the chain.
-		ch.retired = append(ch.retired, old.guard)
+		if old.guard != nil {
+			ch.retired = append(ch.retired, old.guard)
+		}
 	}
 	var restart []string
 	for name, pair := range map[string][2]any{
 		"service": {cur.Service, next.Service}, "log": {cur.Log, next.Log}, "tracing": {cur.Tracing, next.Tracing},
 		"metrics": {cur.Metrics, next.Metrics}, "circuitbreaker": {cur.Breaker, next.Breaker}, "reload": {cur.Reload, next.Reload},
 		"sentinel": {sentinelSettings(cur.Sentinel), sentinelSettings(next.Sentinel)}, "exempt": {cur.Exempt, next.Exempt},
-		"deadline": {cur.Deadline, next.Deadline},
+		"deadline": {cur.Deadline, next.Deadline}, "mesh": {cur.Mesh, next.Mesh},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)
@@ -622,7 +639,7 @@ func (ch *Chain) Close(ctx context.Context) error {
 		w()
 	}
 	var errs []error
-	if g := ch.guard.Load(); g != nil {
+	if g := ch.guard.Load(); g != nil && g.guard != nil {
 		errs = append(errs, g.guard.Close())
 	}
 	ch.mu.Lock()
@@ -630,7 +647,10 @@ func (ch *Chain) Close(ctx context.Context) error {
 		errs = append(errs, g.Close())
 	}
 	ch.mu.Unlock()
-	for _, c := range ch.closers {
+	ch.mu.Lock()
+	closers := ch.closers
+	ch.mu.Unlock()
+	for _, c := range closers {
 		errs = append(errs, c(ctx))
 	}
 	if ch.ownRDB && ch.rdb != nil {
