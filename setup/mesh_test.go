@@ -43,7 +43,7 @@ func TestMeshValidation(t *testing.T) {
 func TestMeshDelegatesRules(t *testing.T) {
 	const rules = "ratelimit:\n  rules:\n    - {name: app, by: header:X-A, limit: 1, period: 1m}\n    - {name: edge, by: header:X-B, limit: 1, period: 1m, enforce: sidecar}\n"
 	for _, tc := range []struct {
-		mesh       string
+		mesh         string
 		wantA, wantB int // status of the second request
 	}{
 		{"none", 429, 429},
