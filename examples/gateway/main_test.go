@@ -82,6 +82,7 @@ func startGateway(t *testing.T, regFlags discoverFlags) string {
 	done := make(chan error, 1)
 	o := options{addr: "127.0.0.1:0", perUser: 5}
 	o.registry.Nacos, o.registry.Eureka, o.registry.Poll = regFlags.nacos, regFlags.eureka, 200*time.Millisecond
+	o.sidecar = regFlags.sidecar
 	go func() { done <- run(ctx, o, io.Discard, ready) }()
 	var base string
 	select {
@@ -101,7 +102,9 @@ func startGateway(t *testing.T, regFlags discoverFlags) string {
 	return base
 }
 
-type discoverFlags struct{ nacos, eureka string }
+// discoverFlags say how the gateway finds orders: a registry, or a
+// sidecar (mesh mode).
+type discoverFlags struct{ nacos, eureka, sidecar string }
 
 type answer struct {
 	status   int

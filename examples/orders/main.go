@@ -6,6 +6,10 @@
 //	cd examples && go run ./orders -addr 127.0.0.1:9001 -nacos 127.0.0.1:8848 -version v1
 //	cd examples && go run ./orders -addr 127.0.0.1:9002 -nacos 127.0.0.1:8848 -version v2
 //
+// -mesh runs it behind a sidecar (docs/mesh.md): it registers nowhere
+// (the mesh's control plane knows its instances) and reads and writes B3
+// trace headers besides W3C's, as Envoy's Zipkin tracer does.
+//
 // -fail makes every answer a 500, to watch the gateway's breaker open and
 // its load balancer route around the instance.
 package main
@@ -38,6 +42,7 @@ type options struct {
 	fail     bool
 	otlp     string // OTLP/HTTP collector host:port; "" = no export
 	drain    time.Duration
+	mesh     bool
 	registry discover.Flags
 }
 
@@ -49,6 +54,7 @@ func main() {
 	fs.BoolVar(&o.fail, "fail", false, "answer every request with 500")
 	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP collector host:port (empty: spans are not exported)")
 	fs.DurationVar(&o.drain, "drain", time.Second, "how long to keep serving after deregistering")
+	fs.BoolVar(&o.mesh, "mesh", false, "run behind a sidecar: register nowhere, read and write B3 trace headers too")
 	o.registry.Register(fs)
 	flag.Parse()
 	ctx, stop := registry.SignalContext(context.Background())
@@ -63,6 +69,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	gin.SetMode(gin.ReleaseMode)
 	logger := logging.New(out, slog.LevelInfo).With("service", "orders", "version", o.version)
 	topts := []tracing.Option{tracing.WithServiceVersion(o.version)}
+	if o.mesh { // setup.DefaultMeshPropagators
+		topts = append(topts, tracing.WithPropagators(tracing.PropagatorTraceContext, tracing.PropagatorBaggage, tracing.PropagatorB3Multi))
+	}
 	if o.otlp != "" {
 		exp, err := otlphttp.New(ctx, otlphttp.WithEndpoint(o.otlp), otlphttp.WithInsecure())
 		if err != nil {
@@ -80,11 +89,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 
-	reg, err := o.registry.Open(logger)
-	if err != nil {
-		return err
+	var reg registry.Registrar // none in a mesh
+	if !o.mesh {
+		backend, err := o.registry.Open(logger)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = backend.Close() }()
+		reg = backend
 	}
-	defer func() { _ = reg.Close() }()
 
 	requestID, err := logging.NewRequestID()
 	if err != nil {
