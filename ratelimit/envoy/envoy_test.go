@@ -1,11 +1,13 @@
 package envoy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,72 +17,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
+	"github.com/gingov/gingov/errcode"
 	"github.com/gingov/gingov/internal/testenv"
 	"github.com/gingov/gingov/ratelimit"
 	"github.com/gingov/gingov/ratelimit/envoy"
 )
-
-// bootstrap is the Envoy configuration of the tests: a listener in front
-// of the app whose rate-limit filter sends one descriptor, user=<x-user
-// header>, in domain "edge" to the gingov service.
-const bootstrap = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: %[1]d}}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {socket_address: {address: 127.0.0.1, port_value: %[2]d}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: app
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route:
-                  cluster: app
-                  rate_limits:
-                  - actions:
-                    - request_headers: {header_name: x-user, descriptor_key: user}
-          http_filters:
-          - name: envoy.filters.http.ratelimit
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
-              domain: edge
-              # Envoy's default is 20 ms; the tests share two loaded cores
-              # (and run under -race), and a timed-out call would be admitted.
-              timeout: 5s
-              failure_mode_deny: false
-              rate_limit_service:
-                transport_api_version: V3
-                grpc_service:
-                  envoy_grpc: {cluster_name: ratelimit}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: app
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: app
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[3]d}}}}]}]
-  - name: ratelimit
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: ratelimit
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[4]d}}}}]}]
-`
 
 // startEnvoy runs the app, the gingov service (doc) and Envoy in front of
 // the app, and returns Envoy's address and the service's Redis.
@@ -119,14 +60,25 @@ func startEnvoyRedis(t *testing.T, doc string, opts ...envoy.Option) (string, *t
 	go func() { _ = hs.Serve(alis) }()
 	t.Cleanup(func() { hs.Close() })
 
+	// docs/mesh/envoy.yaml: its rate-limit filter sends one descriptor,
+	// user=<X-User-Id>, in domain "app". Nothing listens at the egress,
+	// upstream and Zipkin ports.
 	admin, port := testenv.FreePort(t), testenv.FreePort(t)
-	testenv.StartEnvoy(t, fmt.Sprintf(bootstrap, admin, port, alis.Addr().(*net.TCPAddr).Port, rlis.Addr().(*net.TCPAddr).Port), admin)
+	testenv.StartEnvoy(t, testenv.ExpandEnvoyConfig(t, "../../docs/mesh/envoy.yaml", map[string]string{
+		"ADMIN_PORT": strconv.Itoa(admin), "INGRESS_PORT": strconv.Itoa(port),
+		"APP_PORT": strconv.Itoa(alis.Addr().(*net.TCPAddr).Port), "RATELIMIT_PORT": strconv.Itoa(rlis.Addr().(*net.TCPAddr).Port),
+		// Envoy's default is 20 ms; the tests share two loaded cores (and
+		// run under -race), and a timed-out call would be admitted.
+		"RATELIMIT_TIMEOUT": "5s",
+		"EGRESS_PORT":       strconv.Itoa(testenv.FreePort(t)), "UPSTREAM_ADDR": "127.0.0.1", "UPSTREAM_PORT": strconv.Itoa(testenv.FreePort(t)),
+		"ZIPKIN_PORT": strconv.Itoa(testenv.FreePort(t)),
+	}), admin)
 	return "127.0.0.1:" + strconv.Itoa(port), srv, rdb
 }
 
 func get(t testing.TB, c *http.Client, addr, user string) *http.Response {
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
-	req.Header.Set("X-User", user)
+	req.Header.Set("X-User-Id", user)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +90,7 @@ func get(t testing.TB, c *http.Client, addr, user string) *http.Response {
 
 // TestThroughEnvoy: a real Envoy's rate-limit filter calls the service.
 func TestThroughEnvoy(t *testing.T) {
-	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 3, name: per-user}")
+	addr, _ := startEnvoy(t, "domain: app\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 3, name: per-user}")
 	c := &http.Client{Timeout: 5 * time.Second}
 	for i := 1; i <= 3; i++ {
 		resp := get(t, c, addr, "alice")
@@ -161,6 +113,28 @@ func TestThroughEnvoy(t *testing.T) {
 	if got := resp.Header.Get("Retry-After"); got == "" || resp.Header.Get("RateLimit") == "" {
 		t.Fatalf("429 without Retry-After/RateLimit: %v", resp.Header)
 	}
+	// Envoy's own 429 is gingov's envelope (the bootstrap's local_reply_config),
+	// with the request's x-request-id (Envoy rewrites its version nibble
+	// to record the trace decision).
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Header.Set("X-User-Id", "alice")
+	req.Header.Set("X-Request-Id", "5f1c6f0e-3d5b-4a7e-9f7e-2b1d6c1e8a11")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var env struct {
+		Code      int    `json:"code"`
+		Reason    string `json:"reason"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || resp.StatusCode != 429 || env.Code != 429001 || env.Reason != "RATE_LIMITED" ||
+		!strings.HasPrefix(env.RequestID, "5f1c6f0e-3d5b-") || resp.Header.Get("Content-Type") != errcode.ContentType {
+		t.Fatalf("Envoy's 429: %d %q %s (%v)", resp.StatusCode, resp.Header.Get("Content-Type"), body, err)
+	}
+	t.Logf("Envoy's 429: %s", body)
 	if resp := get(t, c, addr, "bob"); resp.StatusCode != 200 {
 		t.Fatalf("another user: %d", resp.StatusCode)
 	}
@@ -170,7 +144,7 @@ func TestThroughEnvoy(t *testing.T) {
 // Envoy, within 1%, never above what the bucket holds.
 func TestAccuracyThroughEnvoy(t *testing.T) {
 	var rec recorder
-	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200}", exactRec(t, &rec)...)
+	addr, _ := startEnvoy(t, "domain: app\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200}", exactRec(t, &rec)...)
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	get(t, c, addr, "warm")
 	rec.on.Store(true)
@@ -205,10 +179,10 @@ func TestAccuracyThroughEnvoy(t *testing.T) {
 // rule, one Redis: together they admit the rule's rate, within 1%.
 func TestOneBudgetAcrossTheMigration(t *testing.T) {
 	var rec recorder
-	addr, rdb := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200, name: per-user}", exactRec(t, &rec)...)
+	addr, rdb := startEnvoy(t, "domain: app\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 200, burst: 200, name: per-user}", exactRec(t, &rec)...)
 	var inApp []string
 	for range 2 {
-		g, err := ratelimit.New(rdb, ratelimit.PerHeader("X-User", 200, time.Second).WithName("per-user").WithBurst(200),
+		g, err := ratelimit.New(rdb, ratelimit.PerHeader("X-User-Id", 200, time.Second).WithName("per-user").WithBurst(200),
 			ratelimit.WithCoalescing(false), ratelimit.WithDeadline(5*time.Second), ratelimit.WithOnDecision(rec.OnDecision))
 		if err != nil {
 			t.Fatal(err)
@@ -270,7 +244,7 @@ func TestOneBudgetAcrossTheMigration(t *testing.T) {
 // just after a second boundary admit no more than burst + rate × elapsed
 // (envoyproxy/ratelimit's fixed windows admit up to twice the limit there).
 func TestWindowBoundaryThroughEnvoy(t *testing.T) {
-	addr, _ := startEnvoy(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 50, burst: 10}", exact(t)...)
+	addr, _ := startEnvoy(t, "domain: app\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 50, burst: 10}", exact(t)...)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	get(t, c, addr, "warm")
 	burst := func(n int) int64 {
@@ -303,7 +277,7 @@ func TestRedisKilledThroughEnvoy(t *testing.T) {
 		{"local", ratelimit.FailLocal(1), http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, srv, _ := startEnvoyRedis(t, "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 1000}",
+			addr, srv, _ := startEnvoyRedis(t, "domain: app\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 1000}",
 				envoy.WithLimiterOptions(ratelimit.WithFailurePolicy(tc.policy), ratelimit.WithDeadline(deadline)))
 			c := &http.Client{Timeout: 10 * time.Second}
 			if resp := get(t, c, addr, "u"); resp.StatusCode != 200 {
