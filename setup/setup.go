@@ -16,6 +16,11 @@
 // and from the Nacos config center when Reload says so; a document that
 // does not parse or validate never replaces the rules in force.
 //
+// [Chain.NewClient] builds the client for calls to other services. With
+// Config.Mesh "sidecar" an Envoy sidecar takes over their discovery,
+// balancing, retries and breakers, and rules with Enforce "sidecar" are
+// left to Envoy's rate-limit filter (docs/mesh.md).
+//
 // setup is its own module because it links everything, Sentinel and the
 // Nacos SDK included; the packages it wires stay usable one by one.
 package setup

@@ -2,9 +2,9 @@
 // talk to, each on a free loopback port in its own temp dir, and stops them
 // when the test ends: standalone Redis and a Redis Cluster (redis-server,
 // redis-cli), rnacos for the Nacos protocol, a Spring Cloud Eureka server
-// (a fixture jar built once by Maven and cached), etcd, Prometheus
-// (with promtool to check an exposition), and Envoy 1.40.0 with a
-// bootstrap template such as docs/mesh/envoy.yaml. A running server can be paused,
+// (a fixture jar built once by Maven and cached), etcd, Prometheus (with
+// promtool to check an exposition), and Envoy 1.40.0 with a bootstrap
+// template such as docs/mesh/envoy.yaml. A running server can be paused,
 // killed or restarted on the same port, to test failures and recovery.
 // It also holds the goleak options for goroutines that the Nacos SDK and
 // Sentinel leave running, and a TestMain helper for packages that need a
