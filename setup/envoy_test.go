@@ -118,7 +118,7 @@ func TestThroughEnvoyZipkin(t *testing.T) {
 		// No X-User-Id header, no descriptor: Envoy does not call the
 		// rate-limit service here.
 		"RATELIMIT_PORT": strconv.Itoa(testenv.FreePort(t)), "RATELIMIT_TIMEOUT": "5s",
-		"ZIPKIN_PORT": strconv.Itoa(zipkinPort),
+		"ZIPKIN_PORT": strconv.Itoa(zipkinPort), "TRACE_SAMPLING": "100",
 	}), admin)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -64,6 +64,7 @@ func startSidecar(t *testing.T, appPort, egressPort, upstreamPort int) (ingress,
 		"ADMIN_PORT": strconv.Itoa(adminPort), "INGRESS_PORT": strconv.Itoa(in), "APP_PORT": strconv.Itoa(appPort),
 		"EGRESS_PORT": strconv.Itoa(egressPort), "UPSTREAM_ADDR": "127.0.0.1", "UPSTREAM_PORT": strconv.Itoa(upstreamPort),
 		"RATELIMIT_PORT": strconv.Itoa(testenv.FreePort(t)), "RATELIMIT_TIMEOUT": "1s", "ZIPKIN_PORT": strconv.Itoa(testenv.FreePort(t)),
+		"TRACE_SAMPLING": "100",
 	}), adminPort)
 	return "http://127.0.0.1:" + strconv.Itoa(in), e.AdminAddr
 }

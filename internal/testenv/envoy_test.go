@@ -32,7 +32,7 @@ func TestEnvoyProxies(t *testing.T) {
 	e := testenv.StartEnvoy(t, testenv.ExpandEnvoyConfig(t, "../../docs/mesh/envoy.yaml", map[string]string{
 		"ADMIN_PORT": strconv.Itoa(admin), "INGRESS_PORT": ingress, "APP_PORT": strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
 		"EGRESS_PORT": port(), "UPSTREAM_ADDR": "127.0.0.1", "UPSTREAM_PORT": port(),
-		"RATELIMIT_PORT": port(), "RATELIMIT_TIMEOUT": "0.02s", "ZIPKIN_PORT": port(),
+		"RATELIMIT_PORT": port(), "RATELIMIT_TIMEOUT": "0.02s", "ZIPKIN_PORT": port(), "TRACE_SAMPLING": "100",
 	}), admin)
 	t.Logf("envoy ready on %s after %v", e.AdminAddr, time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
