@@ -465,9 +465,20 @@ func TestRedisDown(t *testing.T) {
 					}
 				}))
 			req := &rlsv3.RateLimitRequest{Domain: "d", Descriptors: []*commonv3.RateLimitDescriptor{desc("k", "x")}}
-			if resp := call(t, c, req); resp.OverallCode != ok {
-				t.Fatalf("with Redis up: %v", resp)
+			// With Redis up: admitted. On a loaded machine the first call
+			// can outlast the 50 ms deadline while the connection is dialled
+			// (then the policy answers, a fallback decision): try again.
+			for i := 0; ; i++ {
+				resp := call(t, c, req)
+				if resp.OverallCode == ok && svc.Healthy() {
+					break
+				}
+				if i == 20 {
+					t.Fatalf("with Redis up: %v", resp)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
+			events.Store(0)
 			if tc.kill {
 				srv.Kill()
 			} else {
