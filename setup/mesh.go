@@ -189,7 +189,8 @@ func newClientConfig(opts []ClientOption, meshed bool) (clientConfig, error) {
 // Chain.Close. The returned client has no timeout: set one, or give each
 // request a deadline.
 func (ch *Chain) NewClient(opts ...ClientOption) (*http.Client, error) {
-	meshed := ch.cfg.meshed()
+	cfg := ch.Config() // under the lock: a reload may replace it (not its mode)
+	meshed := cfg.meshed()
 	c, err := newClientConfig(opts, meshed)
 	if err != nil {
 		return nil, err
