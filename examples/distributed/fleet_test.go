@@ -268,47 +268,10 @@ func TestFleetOutageFourProcesses(t *testing.T) {
 	})
 	t.Run("cluster", func(t *testing.T) {
 		c := testenv.StartRedisCluster(t, 3)
-		victim := bucketMaster(t, c, "gingov:rl:{ip:127.0.0.1}")
+		victim := c.MasterOf(t, "gingov:rl:{ip:127.0.0.1}")
 		t.Logf("the bucket's master: %s (pid %d)", c.Nodes[victim].Addr, c.Nodes[victim].Pid())
 		fleetOutageRun(t, c.Addr(), c.Nodes[victim])
 	})
-}
-
-// bucketMaster returns the index of the master that serves key's slot.
-func bucketMaster(t *testing.T, c *testenv.RedisCluster, key string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := testenv.Do(ctx, c.Addrs[0], "CLUSTER", "KEYSLOT", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot, _ := strconv.Atoi(s)
-	for i, n := range c.Nodes {
-		nodes, err := testenv.Do(ctx, n.Addr, "CLUSTER", "NODES")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(nodes, "\n") {
-			f := strings.Fields(line)
-			if len(f) < 9 || !strings.Contains(f[2], "myself") {
-				continue
-			}
-			for _, r := range f[8:] {
-				lo, hi, ok := strings.Cut(r, "-")
-				if !ok {
-					hi = lo
-				}
-				l, err1 := strconv.Atoi(lo)
-				h, err2 := strconv.Atoi(hi)
-				if err1 == nil && err2 == nil && l <= slot && slot <= h {
-					return i
-				}
-			}
-		}
-	}
-	t.Fatalf("no master serves slot %d", slot)
-	return -1
 }
 
 func fleetOutageRun(t *testing.T, addrs []string, victim *testenv.Redis) {

@@ -206,3 +206,42 @@ func readReply(r *bufio.Reader) (string, error) {
 		return "", fmt.Errorf("testenv: unsupported RESP reply %q", line)
 	}
 }
+
+// MasterOf returns the index in Nodes of the master that serves key's hash
+// slot (CLUSTER KEYSLOT, then each node's own slot ranges in CLUSTER
+// NODES), to kill the node that holds a given key.
+func (c *RedisCluster) MasterOf(t testing.TB, key string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := Do(ctx, c.Addrs[0], "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatalf("testenv: CLUSTER KEYSLOT %s: %v", key, err)
+	}
+	slot, _ := strconv.Atoi(s)
+	for i, n := range c.Nodes {
+		nodes, err := Do(ctx, n.Addr, "CLUSTER", "NODES")
+		if err != nil {
+			t.Fatalf("testenv: CLUSTER NODES on %s: %v", n.Addr, err)
+		}
+		for _, line := range strings.Split(nodes, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 9 || !strings.Contains(f[2], "myself") {
+				continue
+			}
+			for _, r := range f[8:] {
+				lo, hi, ok := strings.Cut(r, "-")
+				if !ok {
+					hi = lo
+				}
+				l, err1 := strconv.Atoi(lo)
+				h, err2 := strconv.Atoi(hi)
+				if err1 == nil && err2 == nil && l <= slot && slot <= h {
+					return i
+				}
+			}
+		}
+	}
+	t.Fatalf("testenv: no master serves slot %d of %s", slot, key)
+	return -1
+}
