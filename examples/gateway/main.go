@@ -42,9 +42,11 @@ import (
 
 type options struct {
 	addr     string
-	otlp     string // OTLP/HTTP collector host:port; "" = no export
-	perUser  int    // requests per second per X-User-Id
-	sidecar  string // the sidecar's outbound listener, http://host:port; "" = no mesh
+	otlp     string        // OTLP/HTTP collector host:port; "" = no export
+	perUser  int           // requests per second per X-User-Id
+	sidecar  string        // the sidecar's outbound listener, http://host:port; "" = no mesh
+	timeout  time.Duration // per call to orders, retries included
+	retries  int           // other instances a failed call is tried on
 	registry discover.Flags
 }
 
@@ -55,6 +57,8 @@ func main() {
 	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP collector host:port (empty: spans are not exported)")
 	fs.IntVar(&o.perUser, "per-user", 5, "requests per second per X-User-Id")
 	fs.StringVar(&o.sidecar, "sidecar", "", "mesh mode: send calls to orders through the sidecar listening at this URL (http://127.0.0.1:15001); no registry flag then")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long a call to orders may take, retries included")
+	fs.IntVar(&o.retries, "retries", registry.DefaultRetries, "how many other instances a call that got no answer is tried on")
 	o.registry.Register(fs)
 	flag.Parse()
 	ctx, stop := registry.SignalContext(context.Background())
@@ -108,7 +112,8 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 		// Weighted round robin spreads requests evenly by weight; the
 		// default, registry.P2C(), sends more to the instances that answer
 		// faster.
-		setup.WithDiscoveryOptions(registry.WithCanary(registry.Canary{}), registry.WithBalancer(registry.WeightedRoundRobin())),
+		setup.WithDiscoveryOptions(registry.WithCanary(registry.Canary{}), registry.WithBalancer(registry.WeightedRoundRobin()),
+			registry.WithRetries(o.retries)),
 		setup.WithBreakerOptions(circuitbreaker.WithPolicy(circuitbreaker.Classic{MinRequests: 5, FailureRatio: 0.5, OpenTimeout: 30 * time.Second})),
 	}
 	if o.sidecar != "" {
@@ -131,7 +136,7 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 	if err != nil {
 		return err
 	}
-	client.Timeout = 5 * time.Second
+	client.Timeout = o.timeout
 
 	r.GET("/api/orders/:id", errcode.Handler(func(c *gin.Context) error {
 		req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, "http://orders/orders/"+c.Param("id"), nil)

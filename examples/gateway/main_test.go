@@ -80,7 +80,7 @@ func startGateway(t *testing.T, regFlags discoverFlags) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *registry.Server, 1)
 	done := make(chan error, 1)
-	o := options{addr: "127.0.0.1:0", perUser: 5}
+	o := options{addr: "127.0.0.1:0", perUser: 5, timeout: 5 * time.Second, retries: registry.DefaultRetries}
 	o.registry.Nacos, o.registry.Eureka, o.registry.Poll = regFlags.nacos, regFlags.eureka, 200*time.Millisecond
 	o.sidecar = regFlags.sidecar
 	go func() { done <- run(ctx, o, io.Discard, ready) }()

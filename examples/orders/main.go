@@ -10,8 +10,9 @@
 // (the mesh's control plane knows its instances) and reads and writes B3
 // trace headers besides W3C's, as Envoy's Zipkin tracer does.
 //
-// -fail makes every answer a 500, to watch the gateway's breaker open and
-// its load balancer route around the instance.
+// -fail makes every answer a 500, and -delay holds every answer back, to
+// watch the gateway's breaker open and its load balancer route around the
+// instance.
 package main
 
 import (
@@ -40,7 +41,8 @@ type options struct {
 	addr     string
 	version  string
 	fail     bool
-	otlp     string // OTLP/HTTP collector host:port; "" = no export
+	delay    time.Duration // before every answer
+	otlp     string        // OTLP/HTTP collector host:port; "" = no export
 	drain    time.Duration
 	mesh     bool
 	registry discover.Flags
@@ -52,6 +54,7 @@ func main() {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:9001", "listen address")
 	fs.StringVar(&o.version, "version", "v1", "version registered as metadata (canary routing selects by it)")
 	fs.BoolVar(&o.fail, "fail", false, "answer every request with 500")
+	fs.DurationVar(&o.delay, "delay", 0, "wait this long before answering each request (a slow instance)")
 	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP collector host:port (empty: spans are not exported)")
 	fs.DurationVar(&o.drain, "drain", time.Second, "how long to keep serving after deregistering")
 	fs.BoolVar(&o.mesh, "mesh", false, "run behind a sidecar: register nowhere, read and write B3 trace headers too")
@@ -121,6 +124,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	self := srv.Addr()
 	r.GET("/orders/:id", errcode.Handler(func(c *gin.Context) error {
+		if o.delay > 0 {
+			select {
+			case <-time.After(o.delay):
+			case <-c.Request.Context().Done():
+				return c.Request.Context().Err()
+			}
+		}
 		if o.fail {
 			return errors.New("orders: the database is on fire") // logged; the client sees a generic 500
 		}
