@@ -2,9 +2,10 @@
 #   make run    serves the quickstart example on 127.0.0.1:8080 (no external services)
 #   make test   installs and starts the real servers the tests use, then tests every module
 # make bench runs the side-by-side benchmarks (about 27 minutes on 2 cores; see scripts/bench.sh)
+# make chaos runs the chaos suite: example fleets under injected faults (docs/reliability.md)
 # make release-check proves a module outside this repository can adopt the kit
 # at the version declared in versions (docs/releasing.md)
-.PHONY: run test lint generate fmt bench release-check
+.PHONY: run test lint generate fmt bench release-check chaos
 
 run:
 	cd examples && GOWORK=off go run ./quickstart
@@ -14,6 +15,9 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+chaos:
+	bash scripts/chaos.sh
 
 lint:
 	bash scripts/lint.sh
