@@ -150,7 +150,38 @@ func waitMembership(bases []string, timeout time.Duration) time.Duration {
 // redisFault runs one Redis fault against the fleet: healthy 2 s, the
 // fault for 4 s, then repair and 3 s more. inject and repair return once
 // done (repair once Redis answers again).
+//
+// The healthy phase must be healthy: when the machine stalls the fleet so
+// long that a Redis call passes the limiter's deadline (250 ms), the
+// failure policy takes over for a moment, which is another outage than
+// the one injected. The fault is then run once more (attempts), and
+// measured as it is the second time.
 func redisFault(t *testing.T, bins binaries, bases []string, name string, inject, repair func()) row {
+	const attempts = 2
+	for i := 1; ; i++ {
+		r, n := redisFaultOnce(t, bins, bases, name, inject, repair, i == attempts)
+		if n == 0 || i == attempts {
+			return r
+		}
+		t.Logf("the failure policy took over %.0f times before the fault (the machine stalled Redis calls past the deadline): running the fault again", n)
+	}
+}
+
+// fallbacks sums gingov_ratelimit_fallback_activations_total over bases.
+func fallbacks(bases []string) float64 {
+	var n float64
+	for _, b := range bases {
+		for _, v := range metric(b, "gingov_ratelimit_fallback_activations_total") {
+			n += v
+		}
+	}
+	return n
+}
+
+// redisFaultOnce runs the fault once. When the failure policy took over
+// before the fault and check is false, it returns at once with the number
+// of times; otherwise it checks the figures.
+func redisFaultOnce(t *testing.T, bins binaries, bases []string, name string, inject, repair func(), check bool) (row, float64) {
 	var targets []string
 	for _, b := range bases {
 		targets = append(targets, b+"/ping")
@@ -161,8 +192,10 @@ func redisFault(t *testing.T, bins binaries, bases []string, name string, inject
 	if waitMembership(bases, 10*time.Second) < 0 { // and a full bucket
 		t.Fatalf("the instances do not all count %d members before the fault", fleetProcs)
 	}
+	before := fallbacks(bases)
 	l := startLoad(t, bins.loadgen, targets, fleetRate, 0)
 	sleepUntil(l.T0.Add(phaseHealthy))
+	unhealthy := fallbacks(bases) - before
 	inject()
 	faultAt := time.Now()
 	down := waitUntil(phaseDuring-200*time.Millisecond, func() bool { return allEqual(bases, "gingov_ratelimit_redis_up", 0) })
@@ -173,6 +206,12 @@ func redisFault(t *testing.T, bins binaries, bases []string, name string, inject
 	members := waitUntil(phaseAfter, func() bool { return allEqual(bases, "gingov_ratelimit_instances", fleetProcs) })
 	sleepUntil(back.Add(phaseAfter))
 	recs := l.Stop(t)
+	if unhealthy > 0 {
+		t.Logf("the failure policy took over %.0f times in the healthy phase", unhealthy)
+		if !check {
+			return row{}, unhealthy
+		}
+	}
 
 	h := summarise(recs, l.T0, l.T0.Add(phaseHealthy), onlyLimited)
 	h.ideal = fleetBurst + fleetLimit*phaseHealthy.Seconds() // a full bucket at the start
@@ -239,7 +278,7 @@ func redisFault(t *testing.T, bins binaries, bases []string, name string, inject
 		run:        run.admitted(),
 		reregister: "members " + ms(members),
 		recover:    "detected " + ms(down) + ", recovered " + ms(recovered),
-	}
+	}, unhealthy
 }
 
 // registry is the registry server of a gateway stack.
