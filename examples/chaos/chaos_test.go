@@ -261,11 +261,12 @@ func redisFaultOnce(t *testing.T, bins binaries, bases []string, name string, in
 	}
 	// The fault must not hold requests: with Redis gone or hung, a
 	// decision waits at most the Redis deadline (250 ms), and once the
-	// limiter has seen the outage, not at all. (The margins are for a
+	// limiter has seen the outage (within about 300 ms, so a few percent
+	// of the window's requests wait), not at all. The margins are for a
 	// loaded machine; a limiter waiting for the hung Redis would hold
-	// requests for the whole 4 s.)
-	if d.max > 1500*time.Millisecond || d.p99 > 400*time.Millisecond {
-		t.Errorf("during: p99 %v, max %v; want p99 <= 400ms and max <= 1.5s", d.p99, d.max)
+	// requests for the whole 4 s.
+	if d.max > 1500*time.Millisecond || d.p99 > 750*time.Millisecond {
+		t.Errorf("during: p99 %v, max %v; want p99 <= 750ms and max <= 1.5s", d.p99, d.max)
 	}
 	if down < 0 {
 		t.Errorf("not every instance reported Redis down (gingov_ratelimit_redis_up 0) during the fault")
