@@ -14,6 +14,7 @@ import (
 
 	"github.com/gingov/gingov/ratelimit/sentinel"
 	"github.com/gingov/gingov/reqinfo"
+	"github.com/gingov/gingov/setup/internal/choices"
 )
 
 // Config is the whole governance chain, as read from YAML (snake_case
@@ -276,10 +277,8 @@ func (c *Config) validateService() error {
 }
 
 func (c *Config) validateLog() error {
-	switch strings.ToLower(c.Log.Level) {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return fieldErr("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	if !choices.LogLevel.Has(c.Log.Level) {
+		return fieldErr("log.level", "%q is not %s", c.Log.Level, choices.LogLevel)
 	}
 	if h := c.Log.RequestIDHeader; h != "" && !reqinfo.ValidHeaderName(h) {
 		return fieldErr("log.request_id_header", "%q is not a header name", h)
@@ -289,10 +288,8 @@ func (c *Config) validateLog() error {
 
 func (c *Config) validateTracing() error {
 	t := c.Tracing
-	switch t.Exporter {
-	case "", "none", "stdout", "otlp-grpc", "otlp-http":
-	default:
-		return fieldErr("tracing.exporter", "%q is not none, stdout, otlp-grpc or otlp-http", t.Exporter)
+	if !choices.TraceExporter.Has(t.Exporter) {
+		return fieldErr("tracing.exporter", "%q is not %s", t.Exporter, choices.TraceExporter)
 	}
 	if t.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(t.Endpoint); err != nil {
@@ -325,10 +322,8 @@ func (c *Config) validateRateLimit() error {
 			return fieldErr(fmt.Sprintf("ratelimit.redis.addrs[%d]", i), "%q is not host:port", a)
 		}
 	}
-	switch rl.Redis.FailurePolicy {
-	case "", "local", "open", "closed":
-	default:
-		return fieldErr("ratelimit.redis.failure_policy", "%q is not local, open or closed", rl.Redis.FailurePolicy)
+	if !choices.FailurePolicy.Has(rl.Redis.FailurePolicy) {
+		return fieldErr("ratelimit.redis.failure_policy", "%q is not %s", rl.Redis.FailurePolicy, choices.FailurePolicy)
 	}
 	if rl.Redis.Instances < 0 {
 		return fieldErr("ratelimit.redis.instances", "%d is negative", rl.Redis.Instances)
@@ -370,10 +365,8 @@ func (c *Config) validateRateLimit() error {
 
 func (c *Config) validateBreaker() error {
 	b := c.Breaker
-	switch b.Policy {
-	case "", "classic", "sre":
-	default:
-		return fieldErr("circuitbreaker.policy", "%q is not classic or sre", b.Policy)
+	if !choices.BreakerPolicy.Has(b.Policy) {
+		return fieldErr("circuitbreaker.policy", "%q is not %s", b.Policy, choices.BreakerPolicy)
 	}
 	if b.Window < 0 {
 		return fieldErr("circuitbreaker.window", "%s is negative", b.Window)

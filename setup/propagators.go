@@ -3,6 +3,7 @@ package setup
 import (
 	"fmt"
 
+	"github.com/gingov/gingov/setup/internal/choices"
 	"github.com/gingov/gingov/tracing"
 )
 
@@ -17,8 +18,7 @@ func validatePropagators(names []string) error {
 	}
 	for i, n := range names {
 		if _, err := tracing.NewPropagator(n); err != nil {
-			return fieldErr(fmt.Sprintf("tracing.propagators[%d]", i), "%q is not %s, %s, %s or %s", n,
-				tracing.PropagatorTraceContext, tracing.PropagatorBaggage, tracing.PropagatorB3, tracing.PropagatorB3Multi)
+			return fieldErr(fmt.Sprintf("tracing.propagators[%d]", i), "%q is not %s", n, choices.Propagator)
 		}
 	}
 	return nil
