@@ -79,15 +79,20 @@ func TestNoDeadlineSection(t *testing.T) {
 	}
 }
 
+// invalidDeadlineDocs are deadline sections (after a service name) that
+// Parse or Validate rejects, each with the start of the error; the schema
+// test checks them too.
+var invalidDeadlineDocs = map[string]string{
+	`deadline: {default: -1s}`:                               `setup: deadline.default: -1s must be > 0`,
+	`deadline: {routes: {"/x": 1s}}`:                         `setup: deadline.routes["/x"]: deadline: WithRoute: route "/x" must be`,
+	`deadline: {routes: {"GET /x": 0s}}`:                     `setup: deadline.routes["GET /x"]: deadline: WithRoute: "GET /x": timeout 0s must be > 0`,
+	`deadline: {exempt: ["GET /a", "events"]}`:               `setup: deadline.exempt[1]: deadline: WithExempt: route "events" must be`,
+	`deadline: {routes: {"GET /x": 1s}, exempt: ["GET /x"]}`: `setup: deadline: deadline: WithExempt: route "GET /x" is configured twice`,
+	`deadline: {default: 1s, route: {}}`:                     `setup: `, // unknown key
+}
+
 func TestDeadlineValidation(t *testing.T) {
-	for doc, want := range map[string]string{
-		`deadline: {default: -1s}`:                               `setup: deadline.default: -1s must be > 0`,
-		`deadline: {routes: {"/x": 1s}}`:                         `setup: deadline.routes["/x"]: deadline: WithRoute: route "/x" must be`,
-		`deadline: {routes: {"GET /x": 0s}}`:                     `setup: deadline.routes["GET /x"]: deadline: WithRoute: "GET /x": timeout 0s must be > 0`,
-		`deadline: {exempt: ["GET /a", "events"]}`:               `setup: deadline.exempt[1]: deadline: WithExempt: route "events" must be`,
-		`deadline: {routes: {"GET /x": 1s}, exempt: ["GET /x"]}`: `setup: deadline: deadline: WithExempt: route "GET /x" is configured twice`,
-		`deadline: {default: 1s, route: {}}`:                     `setup: `, // unknown key
-	} {
+	for doc, want := range invalidDeadlineDocs {
 		cfg, err := setup.Parse([]byte("service: {name: orders}\n" + doc))
 		if err == nil {
 			err = cfg.Validate()

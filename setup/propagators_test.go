@@ -15,6 +15,14 @@ import (
 	"github.com/gingov/gingov/setup"
 )
 
+// invalidPropagatorDocs are tracing sections (after a service name) that
+// Validate rejects, each with the start of the error; the schema test
+// checks them too.
+var invalidPropagatorDocs = []struct{ doc, want string }{
+	{"tracing: {propagators: [tracecontext, zipkin]}", `setup: tracing.propagators[1]: "zipkin" is not tracecontext, baggage, b3 or b3multi`},
+	{"tracing: {propagators: []}", "setup: tracing.propagators: names no propagator"},
+}
+
 func TestTracingPropagatorsParsed(t *testing.T) {
 	cfg := mustParse(t, "service: {name: a}\ntracing: {propagators: [tracecontext, baggage, b3]}")
 	if err := cfg.Validate(); err != nil {
@@ -34,10 +42,7 @@ func TestTracingPropagatorsParsed(t *testing.T) {
 		t.Fatalf("propagators from the environment %q; want %q", cfg.Tracing.Propagators, want)
 	}
 
-	for _, tc := range []struct{ doc, want string }{
-		{"tracing: {propagators: [tracecontext, zipkin]}", `setup: tracing.propagators[1]: "zipkin" is not tracecontext, baggage, b3 or b3multi`},
-		{"tracing: {propagators: []}", "setup: tracing.propagators: names no propagator"},
-	} {
+	for _, tc := range invalidPropagatorDocs {
 		cfg := mustParse(t, "service: {name: a}\n"+tc.doc)
 		err := cfg.Validate()
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
