@@ -41,3 +41,23 @@ func BenchmarkDeadline(b *testing.B) {
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// BenchmarkDeadlineParallel is BenchmarkDeadline from GOMAXPROCS
+// goroutines: the middleware's cost under contention (its timer, the
+// guarded writer) against bare Gin.
+func BenchmarkDeadlineParallel(b *testing.B) {
+	engine := func(mw ...gin.HandlerFunc) *gin.Engine {
+		r := gin.New()
+		r.Use(mw...)
+		r.GET("/ping", func(c *gin.Context) { c.JSON(200, gin.H{"message": "pong"}) })
+		return r
+	}
+	b.Run("bare", func(b *testing.B) { benchping.ServeParallel(b, engine()) })
+	b.Run("deadline", func(b *testing.B) {
+		benchping.ServeParallel(b, engine(mustNew(b, deadline.DefaultTimeout).Middleware()))
+	})
+	b.Run("deadline-routes", func(b *testing.B) {
+		d := mustNew(b, deadline.DefaultTimeout, deadline.WithRoute("GET /reports/:id", 10*time.Second), deadline.WithExempt("GET /events"))
+		benchping.ServeParallel(b, engine(d.Middleware()))
+	})
+}
