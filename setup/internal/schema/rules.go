@@ -24,6 +24,7 @@ type rule struct {
 	duration duration // for a time.Duration field, or its items or map values
 	keywords *obj     // merged into the field's schema
 	items    *obj     // merged into the schema of its items, or map values
+	schema   *obj     // the whole schema, for a type that decodes itself
 }
 
 type duration int

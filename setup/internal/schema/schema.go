@@ -13,6 +13,7 @@ package schema
 import (
 	"bytes"
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/gingov/gingov/setup"
 	"github.com/gingov/gingov/setup/internal/choices"
@@ -164,6 +167,12 @@ func (g *generator) valueSchema(t reflect.Type, key string, r rule) (*obj, error
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if r.schema != nil {
+		return r.schema, nil
+	}
+	if t != durationType && customDecoding(t) {
+		return nil, fmt.Errorf("schema: %s: type %s decodes itself from YAML: give the field its schema in rules.go", key, t)
+	}
 	var s *obj
 	switch {
 	case t == durationType:
@@ -210,6 +219,22 @@ func (g *generator) valueSchema(t reflect.Type, key string, r rule) (*obj, error
 	}
 	s.merge(r.keywords)
 	return s, nil
+}
+
+// customDecoding reports whether the YAML decoder hands values of t to
+// t's own method, whose accepted forms the Go type does not tell.
+func customDecoding(t reflect.Type) bool {
+	for _, iface := range []reflect.Type{
+		reflect.TypeFor[yaml.BytesUnmarshaler](), reflect.TypeFor[yaml.BytesUnmarshalerContext](),
+		reflect.TypeFor[yaml.InterfaceUnmarshaler](), reflect.TypeFor[yaml.InterfaceUnmarshalerContext](),
+		reflect.TypeFor[yaml.NodeUnmarshaler](), reflect.TypeFor[yaml.NodeUnmarshalerContext](),
+		reflect.TypeFor[encoding.TextUnmarshaler](),
+	} {
+		if t.Implements(iface) || reflect.PointerTo(t).Implements(iface) {
+			return true
+		}
+	}
+	return false
 }
 
 // enum gives a string schema the set's values: an enum when they are
