@@ -266,6 +266,12 @@ func documents(t *testing.T) map[string]error {
 	for _, d := range moreInvalidDocs {
 		add(d)
 	}
+	for _, d := range reloadDocs {
+		add(d)
+	}
+	for _, d := range invalidReloadDocs {
+		add(d)
+	}
 	for _, tc := range invalidDocs {
 		add(tc.doc)
 	}
@@ -307,9 +313,9 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 			t.Errorf("validDocs %q: setup rejects it: %v", d, err)
 		}
 	}
-	for _, d := range moreInvalidDocs {
+	for _, d := range append(slices.Clone(moreInvalidDocs), invalidReloadDocs...) {
 		if goErr(d) == nil {
-			t.Errorf("moreInvalidDocs %q: setup accepts it", d)
+			t.Errorf("%q: setup accepts it", d)
 		}
 	}
 	for doc, goerr := range documents(t) {

@@ -156,6 +156,28 @@ circuitbreaker: {enabled: true, min_requests: 4, failure_ratio: 0.5, open_timeou
 	}
 }
 
+// The documents of the reload tests: reloadDocs are accepted, the
+// invalid ones rejected (each changes nothing). The schema test checks
+// them too.
+var (
+	fileReloadDoc = func(limit string) string {
+		return "service: {name: orders}\nreload: {file: true, interval: 20ms}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
+	}
+	nacosReloadDoc = func(limit string) string {
+		return "service: {name: orders}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
+	}
+	reloadDocs            = []string{fileReloadDoc("2"), fileReloadDoc("10"), nacosReloadDoc("1"), nacosReloadDoc("4")}
+	invalidReloadDocs     = []string{fileReloadDoc("zero"), fileReloadDoc("0"), invalidNacosReload, invalidSentinelReload}
+	invalidNacosReload    = "service: {name: orders}\nratelimit: {rules: [{by: nobody, limit: 1, period: 1s}]}\n"
+	invalidSentinelReload = `
+service: {name: orders}
+sentinel:
+  enabled: true
+  rules:
+    flow: [{resource: "GET:/orders/:id", threshold: -1}]
+`
+)
+
 func TestUseSentinelInlineRules(t *testing.T) {
 	cfg := mustParse(t, `
 service: {name: orders}
@@ -185,13 +207,7 @@ sentinel:
 		}
 	}
 	// An invalid rule changes nothing.
-	if err := ch.Reload([]byte(`
-service: {name: orders}
-sentinel:
-  enabled: true
-  rules:
-    flow: [{resource: "GET:/orders/:id", threshold: -1}]
-`)); err == nil {
+	if err := ch.Reload([]byte(invalidSentinelReload)); err == nil {
 		t.Fatal("an invalid Sentinel rule was accepted")
 	}
 	if got := ch.Config().Sentinel.Rules.Flow[0].Threshold; got != 1000 {
@@ -241,9 +257,7 @@ func TestReloadFromFile(t *testing.T) {
 	// and the waits below take no wall-clock time.
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "gingov.yaml")
-		doc := func(limit string) string {
-			return "service: {name: orders}\nreload: {file: true, interval: 20ms}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
-		}
+		doc := fileReloadDoc
 		writeFile(t, path, doc("2"))
 		cfg, err := setup.Load(path)
 		if err != nil {
@@ -286,9 +300,7 @@ func TestReloadFromFile(t *testing.T) {
 func TestReloadFromNacos(t *testing.T) {
 	n := testenv.StartNacos(t)
 	const dataID, group = "gingov.yaml", "DEFAULT_GROUP"
-	doc := func(limit string) string {
-		return "service: {name: orders}\nratelimit:\n  rules:\n    - {by: ip, limit: " + limit + ", period: 1m}\n"
-	}
+	doc := nacosReloadDoc
 	n.PublishConfig(t, dataID, group, doc("1"))
 	cfg := mustParse(t, doc("1"))
 	cfg.Reload = setup.Reload{Interval: 200 * time.Millisecond, Nacos: &setup.NacosDoc{Addr: n.HTTPAddr, DataID: dataID}}
@@ -304,7 +316,7 @@ func TestReloadFromNacos(t *testing.T) {
 	if got := countAllowed(r, "/ping", 6); got != 4 {
 		t.Fatalf("after the Nacos change %d of 6 allowed, want 4", got)
 	}
-	n.PublishConfig(t, dataID, group, "service: {name: orders}\nratelimit: {rules: [{by: nobody, limit: 1, period: 1s}]}\n")
+	n.PublishConfig(t, dataID, group, invalidNacosReload)
 	waitReload(t, reloads, src, true)
 	if got := countAllowed(r, "/ping", 2); got != 0 {
 		t.Fatalf("a rejected document from Nacos changed the limiter: %d allowed", got)
