@@ -137,16 +137,16 @@ func (g *generator) structSchema(t reflect.Type) (*obj, error) {
 		if err != nil {
 			return nil, err
 		}
-		if d := docs.fields[t.Name()+"."+f.Name]; d != "" {
-			fs.setFirst("description", d)
-		}
 		if r.required {
 			required = append(required, name)
 			if fs.get("$ref") != nil {
-				fs.set("type", "object") // not null: the zero value is invalid
+				fs = notNull(fs) // the zero value is invalid
 			}
 		} else {
 			nullable(fs)
+		}
+		if d := docs.fields[t.Name()+"."+f.Name]; d != "" {
+			fs.setFirst("description", d)
 		}
 		props.set(name, fs)
 	}
@@ -203,7 +203,7 @@ func (g *generator) valueSchema(t reflect.Type, key string, r rule) (*obj, error
 			return nil, err
 		}
 		if t.Elem().Kind() == reflect.Struct {
-			items.set("type", "object") // a null item would be a zero rule
+			items = notNull(items) // a null item would be a zero rule
 		}
 		items.merge(r.items)
 		s = (&obj{}).set("type", "array").set("items", items)
@@ -282,6 +282,13 @@ func setPattern(set choices.Set) string {
 		return "^" + space + "*" + body + space + "*$"
 	}
 	return "^" + body + "$"
+}
+
+// notNull is a struct type's $ref that does not take null. The $ref sits
+// in an allOf: draft-07 validators, editors' among them, ignore the
+// siblings of a $ref.
+func notNull(ref *obj) *obj {
+	return (&obj{}).set("type", "object").set("allOf", []any{ref})
 }
 
 // nullable lets a field be null (or an empty key): the decoder then keeps
