@@ -39,6 +39,51 @@ func TestSchemaIsCurrent(t *testing.T) {
 	}
 }
 
+// draft07Keywords are the keywords the schema may use: those draft-07
+// validators know (editors validate as draft-07 does), and $defs, which
+// they reach as a JSON pointer. A 2019+ keyword (dependentRequired,
+// unevaluatedProperties, prefixItems...) would be ignored there.
+var draft07Keywords = []string{"$schema", "$id", "$ref", "$defs", "$comment", "title", "description", "examples",
+	"type", "enum", "const", "properties", "additionalProperties", "required", "propertyNames", "items",
+	"minItems", "maxItems", "uniqueItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+	"minLength", "maxLength", "pattern", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "default"}
+
+func TestSchemaKeywordsAreDraft07(t *testing.T) {
+	data, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, names bool)
+	walk = func(v any, names bool) { // names: v maps names to schemas
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if !names && !slices.Contains(draft07Keywords, k) {
+					t.Errorf("keyword %q is not draft-07's", k)
+				}
+				switch {
+				case names:
+					walk(x, false)
+				case k == "properties" || k == "$defs":
+					walk(x, true)
+				case k == "enum" || k == "const" || k == "examples" || k == "required":
+				default:
+					walk(x, false)
+				}
+			}
+		case []any:
+			for _, x := range v {
+				walk(x, false)
+			}
+		}
+	}
+	walk(doc, false)
+}
+
 // compiledSchema is setup/gingov.schema.json, compiled as draft 2020-12.
 func compiledSchema(t *testing.T) *jsonschema.Schema { return compileAs(t, jsonschema.Draft2020) }
 
