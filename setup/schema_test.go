@@ -250,6 +250,7 @@ var moreInvalidDocs = []string{
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: .inf}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, warmUpPeriodSec: -1}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, behavior: warmup}]}}",
+	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, behavior: warmup, warmUpPeriodSec: null}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, behavior: warmup, warmUpPeriodSec: 1, warmUpColdFactor: 1}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, maxQueueingTimeMs: 4294967296}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, rate: 2}]}}",
@@ -268,6 +269,7 @@ var moreInvalidDocs = []string{
 	"service: {name: a}\nsentinel: {enabled: true, rules: {circuitBreaker: [{resource: r, strategy: error_ratio, threshold: 1.5}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {circuitBreaker: [{resource: r, strategy: error_count, threshold: -1}]}}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {circuitBreaker: [{resource: r, strategy: slow_ratio, threshold: 0.5}]}}",
+	"service: {name: a}\nsentinel: {enabled: true, rules: {circuitBreaker: [{resource: r, strategy: slow_ratio, threshold: 0.5, maxAllowedRtMs: null}]}}",
 	"service: {name: a}\ndeadline: {routes: {\"GET /a\": 5}}",
 	"service: {name: a}\ndeadline: {routes: {\"GET /a\": null}}",
 	"service: {name: a}\ndeadline: {routes: {\"GET a\": 1s}}",
@@ -289,13 +291,16 @@ var schemaCannot = map[string]string{
 	"service: {name: a}\nratelimit: {rules: [{by: ip, limit: 1, period: 0.1ns}]}": "a positive duration below 1ns rounds to 0",
 	"service: {name: a}\nratelimit: {redis: {deadline: 9999999999h}}":             "a duration beyond 2562047h overflows",
 	"service: {name: a}\ncircuitbreaker: {window: 5ns}":                           "a breaker window shorter than its bucket count in nanoseconds",
+	"service: {name: a}\ndeadline: {routes: {\"GET /a\": 0.1ns}}":                 "a positive duration below 1ns rounds to 0",
 }
 
 // schemaStricter are documents that setup accepts and the schema rejects,
 // by design: the YAML decoder turns a scalar of the wrong type into the
 // field's type (a number into a string, a quoted number or a fraction
-// into an integer, null into a list item), which an editor should flag:
-// version: 1.10 is the string "1.1".
+// into an integer, null into a list item or a map value), which an editor
+// should flag: version: 1.10 is the string "1.1". One more is the test's
+// doing: the decoder reads 1e3 as a string (YAML 1.1), editors as the
+// number (YAML 1.2), which the schema accepts.
 var schemaStricter = []string{
 	"service: {name: 123}",
 	"service: {name: a, version: 1.10}",
@@ -304,6 +309,8 @@ var schemaStricter = []string{
 	"service: {name: a}\nratelimit: {redis: {db: 1.5}}",
 	"service: {name: a}\ntracing: {skip_paths: [1]}",
 	"service: {name: a}\nsentinel: {enabled: true, rules: {hotspot: [{resource: r, threshold: 1.5}]}}",
+	"service: {name: a}\nsentinel: {enabled: true, rules: {hotspot: [{resource: r, threshold: 1, specific: {a: null}}]}}",
+	"service: {name: a}\nsentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1e3}]}}",
 }
 
 // documents is every document of setup's tests and examples, each with

@@ -211,7 +211,7 @@ var typeRules = map[string][]any{
 		kw("description", "behavior warmup needs warmUpPeriodSec > 0; its warmUpColdFactor is not 1.",
 			"if", when("behavior", oneOfSet("warmup")),
 			"then", kw("required", []any{"warmUpPeriodSec"}, "properties", kw(
-				"warmUpPeriodSec", kw("minimum", n("1")),
+				"warmUpPeriodSec", kw("type", "integer", "minimum", n("1")),
 				"warmUpColdFactor", kw("not", kw("const", 1))))),
 	},
 	"sentinel.HotspotRule": {
@@ -234,6 +234,6 @@ var typeRules = map[string][]any{
 			"then", kw("properties", kw("threshold", kw("maximum", n("1"))))),
 		kw("description", "slow_ratio needs maxAllowedRtMs > 0.",
 			"if", when("strategy", oneOfSet("slow_ratio")),
-			"then", kw("required", []any{"maxAllowedRtMs"}, "properties", kw("maxAllowedRtMs", kw("minimum", n("1"))))),
+			"then", kw("required", []any{"maxAllowedRtMs"}, "properties", kw("maxAllowedRtMs", kw("type", "integer", "minimum", n("1"))))),
 	},
 }
