@@ -86,13 +86,13 @@ func TestSchemaKeywordsAreDraft07(t *testing.T) {
 }
 
 // compiledSchema is setup/gingov.schema.json, compiled as draft 2020-12.
-func compiledSchema(t *testing.T) *jsonschema.Schema { return compileAs(t, jsonschema.Draft2020) }
+func compiledSchema(t testing.TB) *jsonschema.Schema { return compileAs(t, jsonschema.Draft2020) }
 
 // compileAs compiles the schema under another draft: editors' YAML
 // language server validates as draft-07 does (which ignores the siblings
 // of a $ref and knows no 2019+ keyword), and the schema must mean the
 // same there.
-func compileAs(t *testing.T, draft *jsonschema.Draft) *jsonschema.Schema {
+func compileAs(t testing.TB, draft *jsonschema.Draft) *jsonschema.Schema {
 	t.Helper()
 	f, err := os.Open(schemaFile)
 	if err != nil {
@@ -554,4 +554,34 @@ func exampleConfigs(t *testing.T) map[string]string {
 		t.Fatalf("found %d example configurations, want the distributed example's and the README's", len(out))
 	}
 	return out
+}
+
+// beyondSchema matches setup's errors for the rules listed in
+// schemaCannot, which the schema lets through.
+var beyondSchema = regexp.MustCompile(`is used by another rule|is configured twice|0s must be > 0|timeout 0s must be > 0|buckets must be between|invalid duration|overflow`)
+
+// What the schema accepts, setup accepts, but for the rules beyond JSON
+// Schema: an editor never passes a document the service then refuses.
+func FuzzSchemaAcceptsOnlyValid(f *testing.F) {
+	for _, d := range seedDocs {
+		f.Add(d)
+	}
+	for _, d := range validDocs {
+		f.Add(d)
+	}
+	for _, d := range moreInvalidDocs {
+		f.Add(d)
+	}
+	for _, tc := range invalidDocs {
+		f.Add(tc.doc)
+	}
+	sch := compiledSchema(f)
+	f.Fuzz(func(t *testing.T, doc string) {
+		if schemaErr(sch, doc) != nil {
+			return
+		}
+		if err := goErr(doc); err != nil && !beyondSchema.MatchString(err.Error()) {
+			t.Fatalf("the schema accepts %q, setup rejects it: %v", doc, err)
+		}
+	})
 }
