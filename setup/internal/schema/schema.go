@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os/exec"
 	"reflect"
@@ -40,7 +41,7 @@ const ID = "https://raw.githubusercontent.com/gingov/gingov/main/setup/gingov.sc
 // from the source of the configuration types' packages, found with
 // "go list" (run it where those packages resolve: in the setup module).
 func Generate(ctx context.Context) ([]byte, error) {
-	g := &generator{ctx: ctx, docs: map[string]*pkgDocs{}, defs: map[string]*obj{}, names: map[reflect.Type]string{}}
+	g := &generator{ctx: ctx, docs: map[string]*pkgDocs{}, defs: map[string]*obj{}, names: map[reflect.Type]string{}, seen: map[string]bool{}}
 	root, err := g.structSchema(reflect.TypeFor[setup.Config]())
 	if err != nil {
 		return nil, err
@@ -49,16 +50,17 @@ func Generate(ctx context.Context) ([]byte, error) {
 	out.set("$schema", "https://json-schema.org/draft/2020-12/schema")
 	out.set("$id", ID)
 	out.set("title", "gingov.yaml")
+	for _, table := range []map[string]bool{keys(fieldRules), keys(typeRules), keys(choices.ByField)} {
+		for k := range table {
+			if !g.seen[k] {
+				return nil, fmt.Errorf("schema: rules.go or package choices names %s, which is no field or type of the configuration", k)
+			}
+		}
+	}
 	root.set("type", "object") // the document itself is a mapping, never null
 	out.merge(root)
 	defs := &obj{}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range g.defs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(g.defs)) {
 		defs.set(name, g.defs[name])
 	}
 	out.set("$defs", defs)
@@ -77,6 +79,15 @@ type generator struct {
 	docs  map[string]*pkgDocs     // by package path
 	defs  map[string]*obj         // $defs by name
 	names map[reflect.Type]string // struct type → its $defs name
+	seen  map[string]bool         // the types and fields met, by typeKey
+}
+
+func keys[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 // typeKey is how choices and rules name a type: "setup.Log".
@@ -112,6 +123,7 @@ func (g *generator) structSchema(t reflect.Type) (*obj, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.seen[typeKey(t)] = true
 	s := &obj{}
 	if d := docs.types[t.Name()]; d != "" {
 		s.set("description", d)
@@ -132,6 +144,7 @@ func (g *generator) structSchema(t reflect.Type) (*obj, error) {
 			return nil, fmt.Errorf("schema: %s.%s: yaml tag %q: only named keys are supported", typeKey(t), f.Name, f.Tag.Get("yaml"))
 		}
 		key := typeKey(t) + "." + f.Name
+		g.seen[key] = true
 		r := fieldRules[key]
 		fs, err := g.valueSchema(f.Type, key, r)
 		if err != nil {
