@@ -43,6 +43,8 @@ var invalidDocs = []struct{ doc, field string }{
 	{"service: {name: a}\nsentinel: {enabled: true, params: [\"header:X(1)\"]}", "sentinel.params[0]"},
 	{"service: {name: a}\nexempt: {paths: [healthz]}", "exempt.paths[0]"},
 	{"service: {name: a}\ntracing: {exporter: zipkin}", "tracing.exporter"},
+	{"service: {name: a}\nmesh: istio", "mesh"},
+	{"service: {name: a}\nratelimit: {rules: [{by: ip, limit: 1, period: 1s, enforce: envoy}]}", "ratelimit.rules[0].enforce"},
 	{"service: {name: a}\ntracing: {sample_ratio: 1.5}", "tracing.sample_ratio"},
 	{"service: {name: a}\ntracing: {endpoint: nowhere}", "tracing.endpoint"},
 	{"service: {name: a}\nmetrics: {path: metrics}", "metrics.path"},

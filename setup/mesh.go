@@ -11,6 +11,7 @@ import (
 	"github.com/gingov/gingov/deadline"
 	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/registry"
+	"github.com/gingov/gingov/setup/internal/choices"
 	"github.com/gingov/gingov/tracing"
 )
 
@@ -43,16 +44,12 @@ var DefaultMeshPropagators = []string{tracing.PropagatorTraceContext, tracing.Pr
 func (c *Config) meshed() bool { return c.Mesh == MeshSidecar }
 
 func (c *Config) validateMesh() error {
-	switch c.Mesh {
-	case "", MeshNone, MeshSidecar:
-	default:
-		return fieldErr("mesh", "%q is not %s or %s", c.Mesh, MeshNone, MeshSidecar)
+	if !choices.Mesh.Has(c.Mesh) {
+		return fieldErr("mesh", "%q is not %s", c.Mesh, choices.Mesh)
 	}
 	for i, r := range c.RateLimit.Rules {
-		switch r.Enforce {
-		case "", EnforceApp, EnforceSidecar:
-		default:
-			return fieldErr(fmt.Sprintf("ratelimit.rules[%d].enforce", i), "%q is not %s or %s", r.Enforce, EnforceApp, EnforceSidecar)
+		if !choices.Enforce.Has(r.Enforce) {
+			return fieldErr(fmt.Sprintf("ratelimit.rules[%d].enforce", i), "%q is not %s", r.Enforce, choices.Enforce)
 		}
 	}
 	return nil

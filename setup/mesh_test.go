@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,18 +15,12 @@ import (
 	"github.com/gingov/gingov/registry"
 	"github.com/gingov/gingov/registry/registrytest"
 	"github.com/gingov/gingov/setup"
+	"github.com/gingov/gingov/setup/internal/choices"
 )
 
 func TestMeshValidation(t *testing.T) {
-	for doc, want := range map[string]string{
-		"mesh: istio": `setup: mesh: "istio" is not none or sidecar`,
-		"ratelimit: {rules: [{by: ip, limit: 1, period: 1s, enforce: envoy}]}": `setup: ratelimit.rules[0].enforce: "envoy" is not app or sidecar`,
-	} {
-		cfg := mustParse(t, "service: {name: s}\n"+doc)
-		if err := cfg.Validate(); err == nil || err.Error() != want {
-			t.Errorf("%s: %v, want %q", doc, err, want)
-		}
-	}
+	// Invalid values: invalidDocs (config_test.go), which the schema test
+	// reads too.
 	for _, doc := range []string{"mesh: none", "mesh: sidecar", "mesh: \"\""} {
 		cfg := mustParse(t, "service: {name: s}\n"+doc)
 		if err := cfg.Validate(); err != nil {
@@ -211,5 +206,16 @@ func TestNewClientErrors(t *testing.T) {
 	if _, err := setup.Use(context.Background(), gin.New(), mustParse(t, "service: {name: s}"), setup.WithTracingOptions(nil)); err == nil ||
 		err.Error() != "setup: WithTracingOptions: option 1 is nil" {
 		t.Errorf("WithTracingOptions(nil): %v", err)
+	}
+}
+
+// The sets validation checks mesh and enforce against (and the schema
+// lists) are the constants' values.
+func TestMeshChoicesAreTheConstants(t *testing.T) {
+	if got, want := choices.Mesh.Values, []string{setup.MeshNone, setup.MeshSidecar}; !slices.Equal(got, want) {
+		t.Errorf("choices.Mesh = %q, want %q", got, want)
+	}
+	if got, want := choices.Enforce.Values, []string{setup.EnforceApp, setup.EnforceSidecar}; !slices.Equal(got, want) {
+		t.Errorf("choices.Enforce = %q, want %q", got, want)
 	}
 }

@@ -413,6 +413,8 @@ var setDocs = map[string]string{
 	"setup.Tracing.Propagators":     "tracing: {propagators: [%q]}",
 	"setup.Redis.FailurePolicy":     "ratelimit: {redis: {failure_policy: %q}}",
 	"setup.Breaker.Policy":          "circuitbreaker: {policy: %q}",
+	"setup.Config.Mesh":             "mesh: %q",
+	"setup.LimitRule.Enforce":       "ratelimit: {rules: [{by: ip, limit: 1, period: 1s, enforce: %q}]}",
 	"sentinel.FlowRule.Behavior":    "sentinel: {enabled: true, rules: {flow: [{resource: r, threshold: 1, warmUpPeriodSec: 1, behavior: %q}]}}",
 	"sentinel.HotspotRule.Behavior": "sentinel: {enabled: true, rules: {hotspot: [{resource: r, threshold: 1, behavior: %q}]}}",
 	"sentinel.SystemRule.Metric":    "sentinel: {enabled: true, rules: {system: [{metric: %q, threshold: 0.5}]}}",

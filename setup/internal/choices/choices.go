@@ -61,6 +61,11 @@ var (
 	FailurePolicy = Set{Values: []string{"local", "open", "closed"}, Empty: true}
 	// BreakerPolicy is circuitbreaker.policy.
 	BreakerPolicy = Set{Values: []string{"classic", "sre"}, Empty: true}
+	// Mesh is mesh (setup.MeshNone, setup.MeshSidecar).
+	Mesh = Set{Values: []string{"none", "sidecar"}, Empty: true}
+	// Enforce is ratelimit.rules[].enforce (setup.EnforceApp,
+	// setup.EnforceSidecar).
+	Enforce = Set{Values: []string{"app", "sidecar"}, Empty: true}
 )
 
 // The sets of the Sentinel rule fields, as package sentinel validates them
@@ -87,6 +92,8 @@ var ByField = map[string]Set{
 	"setup.Tracing.Propagators":     Propagator,
 	"setup.Redis.FailurePolicy":     FailurePolicy,
 	"setup.Breaker.Policy":          BreakerPolicy,
+	"setup.Config.Mesh":             Mesh,
+	"setup.LimitRule.Enforce":       Enforce,
 	"sentinel.FlowRule.Behavior":    FlowBehavior,
 	"sentinel.HotspotRule.Behavior": HotspotBehavior,
 	"sentinel.SystemRule.Metric":    SystemMetric,
