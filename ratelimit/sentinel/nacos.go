@@ -53,8 +53,9 @@ type NacosSource struct {
 // (WithPollInterval, default 1 s), until ctx is done; then it
 // cancels the listener and closes the client, and wait returns. A missing
 // or empty document at start means no rules; an invalid one is an error.
-// Later invalid versions are rejected and logged, and the rules in force
-// stay.
+// Later invalid versions are rejected and logged at ERROR once per distinct
+// document (as WatchFile), and the rules in force stay; a server that stops
+// answering the poll is logged at WARN once until it answers again.
 func WatchNacos(ctx context.Context, src NacosSource, opts ...SourceOption) (wait func(), err error) {
 	if err := Init(); err != nil {
 		return nil, err
@@ -142,6 +143,7 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 		defer close(done)
 		t := time.NewTicker(cfg.interval)
 		defer t.Stop()
+		unreachable := outage{logger: a.logger, source: a.source}
 		for {
 			select {
 			case <-ctx.Done():
@@ -149,7 +151,13 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 				client.CloseClient()
 				return
 			case <-t.C:
-				if content, err := client.GetConfig(vo.ConfigParam{DataId: src.DataID, Group: src.Group}); err == nil && content != "" {
+				content, err := client.GetConfig(vo.ConfigParam{DataId: src.DataID, Group: src.Group})
+				if err != nil {
+					unreachable.fail(err)
+					continue
+				}
+				unreachable.ok()
+				if content != "" {
 					_ = a.Apply([]byte(content)) // logged by Apply
 				}
 			}
