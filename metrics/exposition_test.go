@@ -58,6 +58,8 @@ func populated(t *testing.T) *prometheus.Registry {
 	gov.OnSentinelBlock(ctx, "GET:/orders/:id", "flow")
 	gov.OnBreakerChange(ctx, circuitbreaker.Event{Name: "GET /orders/:id", From: circuitbreaker.StateClosed, To: circuitbreaker.StateOpen})
 	gov.OnDeadline(ctx, deadline.Event{Method: "GET", Route: "/orders/:id", Timeout: time.Second, Elapsed: time.Second})
+	gov.OnConfigReload(ctx, "etcd", nil)
+	gov.OnConfigReload(ctx, "etcd", errors.New("setup: ratelimit.rules[0].limit: 0 must be > 0"))
 	ins := &registry.ServiceInstance{Name: "orders"}
 	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.Registered, Instance: ins})
 	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.HeartbeatFailed, Instance: ins, Err: errors.New("timeout")})
@@ -72,7 +74,8 @@ func TestPromtoolFindsNothing(t *testing.T) {
 	metrics.Handler(reg).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	body := w.Body.String()
 	for _, name := range []string{"http_server_request_size_bytes_bucket", "gingov_ratelimit_redis_duration_seconds_bucket",
-		"gingov_sentinel_blocks_total", "gingov_registry_events_total", "gingov_circuitbreaker_state"} {
+		"gingov_sentinel_blocks_total", "gingov_registry_events_total", "gingov_circuitbreaker_state",
+		`gingov_config_reloads_total{result="accepted",source="etcd"} 1`, `gingov_config_reloads_total{result="rejected",source="etcd"} 1`} {
 		if !strings.Contains(body, name) {
 			t.Fatalf("exposition lacks %s:\n%s", name, body)
 		}

@@ -36,6 +36,7 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //	circuitbreaker.WithOnStateChange(gov.OnBreakerChange)
 //	registry.WithOnEvent(gov.OnRegistryEvent)
 //	deadline.WithOnTimeout(gov.OnDeadline)
+//	gov.OnConfigReload(ctx, "etcd", err) // from a reload hook (setup wires it)
 //
 // The series (names prefixed by the namespace, if any):
 //
@@ -77,6 +78,11 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //     answered 504 because their deadline passed, by method, route
 //     template and what set the deadline: "route" (the middleware's
 //     timeout for the route) or "caller" (the caller's shorter budget).
+//   - gingov_config_reloads_total{source, result}: reload attempts of a
+//     watched configuration or rule document, by kind of source ("file",
+//     "nacos", "etcd", "consul") and result ("accepted", "rejected"). A
+//     document equal to the last accepted or the last rejected one is not
+//     an attempt, so a bad document that stays in place counts once.
 //
 // The hooks are safe for concurrent use and never panic; OnDecision, on
 // every request's path, does not allocate once a label set has been seen.
@@ -93,6 +99,7 @@ type Governance struct {
 	registered   *prometheus.GaugeVec
 	regEvents    *prometheus.CounterVec
 	deadlines    *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
 
 	decisionSeries cowmap.Map[decisionKey, *decisionSeries]
 	redisLimiters  cowmap.Map[string, *redisSeries]
@@ -155,10 +162,13 @@ func NewGovernance(reg prometheus.Registerer, opts ...GovernanceOption) (*Govern
 		deadlines: counter("deadline_exceeded_total",
 			"Requests answered 504 because their deadline passed, by method, route template and what set the deadline (route, caller).",
 			"method", "route", "source"),
+		reloads: counter("config_reloads_total",
+			"Reload attempts of watched configuration documents, by kind of source (file, nacos, etcd, consul) and result (accepted, rejected).",
+			"source", "result"),
 	}
 	g.decisionSeries.Limit = maxCachedSeries
 	if err := register(reg, g.decisions, g.redisLatency, g.redisUp, g.healthChange, g.fallbacks,
-		g.instances, g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents, g.deadlines); err != nil {
+		g.instances, g.blocks, g.breakerState, g.transitions, g.registered, g.regEvents, g.deadlines, g.reloads); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -320,6 +330,21 @@ func (g *Governance) OnDeadline(_ context.Context, e deadline.Event) {
 		source = "caller"
 	}
 	if c, err := g.deadlines.GetMetricWithLabelValues(e.Method, e.Route, source); err == nil {
+		c.Inc()
+	}
+}
+
+// OnConfigReload counts one reload attempt of a watched document: source is
+// the kind of source ("file", "nacos", "etcd", "consul"; keep it to a few
+// values, it is a label), err nil when the document was accepted. setup
+// calls it from its reload path; a program watching its own documents
+// calls it from its hooks (sentinel.WithOnReload, envoy's WithOnReload).
+func (g *Governance) OnConfigReload(_ context.Context, source string, err error) {
+	result := "accepted"
+	if err != nil {
+		result = "rejected"
+	}
+	if c, e := g.reloads.GetMetricWithLabelValues(source, result); e == nil {
 		c.Inc()
 	}
 }
