@@ -106,6 +106,10 @@ func WatchNacosFunc(ctx context.Context, src NacosSource, apply func([]byte) err
 			constant.WithPassword(src.Password),
 			constant.WithTimeoutMs(uint64(min(src.Timeout, 5*time.Second)/time.Millisecond)),
 			constant.WithNotLoadCacheAtStart(true),
+			// A server that does not answer is an error (at start) or an
+			// outage (later), never a stale snapshot from the cache dir,
+			// which other processes and servers share.
+			constant.WithDisableUseSnapShot(true),
 			constant.WithLogDir(filepath.Join(src.Dir, "log")),
 			constant.WithCacheDir(filepath.Join(src.Dir, "cache")),
 			constant.WithLogLevel("warn"),
