@@ -390,6 +390,18 @@ func (n *Nacos) PublishConfig(t testing.TB, dataID, group, content string) {
 	}
 }
 
+// PublishConfigIn is PublishConfig in the namespace whose ID is namespace
+// (the 1.x open API's tenant; "" is the public namespace).
+func (n *Nacos) PublishConfigIn(t testing.TB, namespace, dataID, group, content string) {
+	t.Helper()
+	form := url.Values{"dataId": {dataID}, "content": {content}, "tenant": {namespace}}
+	setGroup(form, "group", group)
+	status, body := n.do(t, http.MethodPost, "/nacos/v1/cs/configs", form)
+	if status != http.StatusOK || strings.TrimSpace(body) != "true" {
+		t.Fatalf("testenv: publish config %s/%s/%s: %d %s", namespace, group, dataID, status, body)
+	}
+}
+
 // GetConfig reads a config in the public namespace via the 1.x open API
 // (GET /nacos/v1/cs/configs); ok is false when it does not exist. An empty
 // group means DEFAULT_GROUP.
