@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,8 +44,15 @@ type Config struct {
 	// takes effect at restart. See docs/mesh.md.
 	Mesh string `yaml:"mesh"`
 
-	path string // the file Load read, watched by Reload.File
+	path        string // the file Load read, watched by Reload.File
+	overlayPath string // the profile's overlay next to it, when it exists
+	profile     string // the profile Load was given
+	layers      layers // the documents merged into this configuration
 }
+
+// Profile is the profile the configuration was loaded with ([LoadProfile],
+// or GINGOV_PROFILE for [Load]); "" for none.
+func (c *Config) Profile() string { return c.profile }
 
 // Service names the service in traces, logs and the registry.
 type Service struct {
@@ -195,43 +204,153 @@ type NacosDoc struct {
 	DataID    string `yaml:"data_id"`
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
+	// Timeout bounds the first read, the connection included (default
+	// sentinel.DefaultNacosTimeout, 10s).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Reload configures hot reload of the rate-limit rules and the inline
-// Sentinel rules. Other changes need a restart (they are logged).
+// Sentinel rules. Other changes need a restart (they are logged). A
+// document from a config centre (Nacos, etcd, Consul) is merged over the
+// file and its profile overlay, as the overlay is over the file (see
+// [LoadProfile]); the GINGOV_ environment still applies on top. A document
+// that does not parse or validate changes nothing and is logged at ERROR
+// once, however long it stays in place.
 type Reload struct {
-	// File watches the file Load read (default false).
+	// File watches the file Load read, and its profile overlay if there
+	// is one (default false).
 	File bool `yaml:"file"`
-	// Nacos watches a copy of this whole document in the Nacos config center.
+	// Nacos watches a document in the Nacos config center (pushed changes,
+	// and a read every Interval). An empty namespace means the profile's
+	// (the public namespace without a profile).
 	Nacos *NacosDoc `yaml:"nacos"`
-	// Interval between reads of the file and of Nacos (default
-	// DefaultReloadInterval; Nacos also pushes changes).
+	// Etcd watches a document under a key in etcd (etcd's Watch, and a
+	// read every Interval).
+	Etcd *EtcdDoc `yaml:"etcd"`
+	// Consul watches a document under a key in Consul's KV store (blocking
+	// queries).
+	Consul *ConsulDoc `yaml:"consul"`
+	// Interval between reads of the file, of Nacos and of etcd (default
+	// DefaultReloadInterval; Nacos and etcd also push changes).
 	Interval time.Duration `yaml:"interval"`
+}
+
+// EtcdDoc locates a document under a key in etcd.
+type EtcdDoc struct {
+	// Endpoints are the client URLs (http://host:port) or host:port of the
+	// etcd members (required).
+	Endpoints []string `yaml:"endpoints"`
+	// Key holds the document (required); "{profile}" in it is replaced by
+	// the profile, and is an error without one.
+	Key      string `yaml:"key"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Timeout bounds the connection and every read (default
+	// DefaultSourceTimeout).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// ConsulDoc locates a document under a key in Consul's KV store.
+type ConsulDoc struct {
+	// Addr is the Consul agent's HTTP host:port (required).
+	Addr string `yaml:"addr"`
+	// Key holds the document (required, without a leading "/"); "{profile}"
+	// in it is replaced by the profile, and is an error without one.
+	Key string `yaml:"key"`
+	// Token is the ACL token sent with every request (default none).
+	Token string `yaml:"token"`
+	// Datacenter to read from (default the agent's).
+	Datacenter string `yaml:"datacenter"`
+	// Timeout bounds every request beyond its blocking wait (default
+	// DefaultSourceTimeout).
+	Timeout time.Duration `yaml:"timeout"`
+	// Wait is how long one blocking query waits for a change, at most
+	// 10m, Consul's limit (default DefaultConsulWait).
+	Wait time.Duration `yaml:"wait"`
 }
 
 // EnvPrefix prefixes the environment variables that override a loaded
 // file: GINGOV_TRACING_SAMPLE_RATIO=0.1, GINGOV_RATELIMIT_REDIS_ADDRS=a:6379,b:6379.
 const EnvPrefix = "GINGOV_"
 
-// Load reads the YAML file at path, then applies the environment overrides
-// (EnvPrefix) and validates the result.
+// ProfileEnv names the environment variable that selects the profile of
+// [Load] (GINGOV_PROFILE=prod); it is no configuration field.
+const ProfileEnv = EnvPrefix + "PROFILE"
+
+// profileKey is the placeholder of the profile in etcd and Consul keys.
+const profileKey = "{profile}"
+
+// Load is LoadProfile with the profile named by the GINGOV_PROFILE
+// environment variable (none when unset or empty).
 func Load(path string) (Config, error) {
+	return LoadProfile(path, os.Getenv(ProfileEnv))
+}
+
+// LoadProfile reads the YAML file at path, merges the profile's overlay
+// over it (a file next to it named after it with the profile before the
+// extension: gingov.yaml and profile prod read gingov.prod.yaml, when it
+// exists), then applies the environment overrides (EnvPrefix) and
+// validates the result. The precedence, lowest first:
+//
+//  1. the defaults (the zero value of every field),
+//  2. the file,
+//  3. the profile overlay,
+//  4. a config centre's document (reload.nacos, reload.etcd,
+//     reload.consul; applied when the chain starts and on every change),
+//  5. the GINGOV_ environment variables (also after every reload).
+//
+// A layer is merged over the ones below it key by key: maps (sections)
+// merge recursively, every other value — a scalar, a list (e.g.
+// ratelimit.rules: the overlay's list replaces the whole list), or null
+// (which resets the field to its default) — replaces what is below.
+//
+// The profile also picks the config centres' namespace: an empty Nacos
+// namespace (reload.nacos, sentinel.nacos) means the profile's, and
+// "{profile}" in an etcd or Consul key is replaced by it. A profile is
+// letters, digits, "-" and "_"; "" means none (no overlay, keys without
+// "{profile}").
+func LoadProfile(path, profile string) (Config, error) {
+	if !validProfile(profile) {
+		return Config{}, fmt.Errorf("setup: profile %q: only letters, digits, - and _", profile)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("setup: %w", err)
 	}
-	cfg, err := Parse(data)
+	var l layers
+	l.docs[layerFile], l.names[layerFile] = data, path
+	if profile != "" {
+		op := OverlayPath(path, profile)
+		switch overlay, err := os.ReadFile(op); {
+		case err == nil:
+			l.docs[layerOverlay], l.names[layerOverlay] = overlay, op
+		case !errors.Is(err, fs.ErrNotExist):
+			return Config{}, fmt.Errorf("setup: %w", err)
+		}
+	}
+	cfg, err := l.compose(profile, os.Environ())
 	if err != nil {
-		return Config{}, fmt.Errorf("setup: %s: %w", path, errors.Unwrap(err))
-	}
-	if err := ApplyEnv(&cfg, os.Environ()); err != nil {
 		return Config{}, err
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
-	}
-	cfg.path = path
+	cfg.path, cfg.overlayPath = path, l.names[layerOverlay]
 	return cfg, nil
+}
+
+// OverlayPath is the profile overlay of the configuration file at path:
+// the profile before the file's extension (gingov.yaml, prod:
+// gingov.prod.yaml).
+func OverlayPath(path, profile string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "." + profile + ext
+}
+
+func validProfile(p string) bool {
+	for _, r := range p {
+		if !(r == '-' || r == '_' || isLetter(r) || isDigit(r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // Parse decodes a YAML (or JSON) document strictly: unknown keys are errors.
@@ -429,7 +548,55 @@ func (c *Config) validateReload() error {
 			return err
 		}
 	}
+	if e := r.Etcd; e != nil {
+		if len(e.Endpoints) == 0 {
+			return fieldErr("reload.etcd.endpoints", "required")
+		}
+		for i, ep := range e.Endpoints {
+			if strings.TrimSpace(ep) == "" {
+				return fieldErr(fmt.Sprintf("reload.etcd.endpoints[%d]", i), "empty")
+			}
+		}
+		if err := c.validateKey("reload.etcd.key", e.Key); err != nil {
+			return err
+		}
+		if e.Timeout < 0 {
+			return fieldErr("reload.etcd.timeout", "%s is negative", e.Timeout)
+		}
+	}
+	if k := r.Consul; k != nil {
+		if _, _, err := net.SplitHostPort(k.Addr); err != nil {
+			return fieldErr("reload.consul.addr", "%q is not host:port", k.Addr)
+		}
+		if err := c.validateKey("reload.consul.key", k.Key); err != nil {
+			return err
+		}
+		if strings.HasPrefix(k.Key, "/") {
+			return fieldErr("reload.consul.key", "%q must not start with /", k.Key)
+		}
+		if k.Timeout < 0 {
+			return fieldErr("reload.consul.timeout", "%s is negative", k.Timeout)
+		}
+		if k.Wait < 0 || k.Wait > MaxConsulWait {
+			return fieldErr("reload.consul.wait", "%s is not in [0, %s]", k.Wait, MaxConsulWait)
+		}
+	}
 	return nil
+}
+
+func (c *Config) validateKey(field, key string) error {
+	if key == "" {
+		return fieldErr(field, "required")
+	}
+	if strings.Contains(key, profileKey) && c.profile == "" {
+		return fieldErr(field, "%q has %s but no profile is set (%s)", key, profileKey, ProfileEnv)
+	}
+	return nil
+}
+
+// profiled replaces "{profile}" in key by the profile.
+func (c *Config) profiled(key string) string {
+	return strings.ReplaceAll(key, profileKey, c.profile)
 }
 
 func (n *NacosDoc) validate(field string) error {
@@ -438,6 +605,9 @@ func (n *NacosDoc) validate(field string) error {
 	}
 	if n.DataID == "" {
 		return fieldErr(field+".data_id", "required")
+	}
+	if n.Timeout < 0 {
+		return fieldErr(field+".timeout", "%s is negative", n.Timeout)
 	}
 	return nil
 }

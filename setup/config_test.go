@@ -74,6 +74,16 @@ var invalidDocs = []struct{ doc, field string }{
 	{"service: {name: a}\nsentinel: {enabled: true, params: [cookie]}", "sentinel.params[0]"},
 	{"service: {name: a}\nreload: {nacos: {addr: \"127.0.0.1:8848\"}}", "reload.nacos.data_id"},
 	{"service: {name: a}\nreload: {interval: -1s}", "reload.interval"},
+	{"service: {name: a}\nreload: {nacos: {addr: \"127.0.0.1:8848\", data_id: d, timeout: -1s}}", "reload.nacos.timeout"},
+	{"service: {name: a}\nreload: {etcd: {key: /gingov/doc}}", "reload.etcd.endpoints"},
+	{"service: {name: a}\nreload: {etcd: {endpoints: [\"\"], key: /gingov/doc}}", "reload.etcd.endpoints[0]"},
+	{"service: {name: a}\nreload: {etcd: {endpoints: [\"127.0.0.1:2379\"]}}", "reload.etcd.key"},
+	{"service: {name: a}\nreload: {etcd: {endpoints: [\"127.0.0.1:2379\"], key: k, timeout: -1s}}", "reload.etcd.timeout"},
+	{"service: {name: a}\nreload: {consul: {addr: nowhere, key: k}}", "reload.consul.addr"},
+	{"service: {name: a}\nreload: {consul: {addr: \"127.0.0.1:8500\"}}", "reload.consul.key"},
+	{"service: {name: a}\nreload: {consul: {addr: \"127.0.0.1:8500\", key: /gingov/doc}}", "reload.consul.key"},
+	{"service: {name: a}\nreload: {consul: {addr: \"127.0.0.1:8500\", key: k, timeout: -1s}}", "reload.consul.timeout"},
+	{"service: {name: a}\nreload: {consul: {addr: \"127.0.0.1:8500\", key: k, wait: 11m}}", "reload.consul.wait"},
 }
 
 func TestInvalidConfigNamesTheField(t *testing.T) {

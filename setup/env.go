@@ -12,7 +12,8 @@ import (
 // as os.Environ gives them) named EnvPrefix plus the field's YAML path in
 // upper case with "_" between keys: GINGOV_SERVICE_NAME,
 // GINGOV_TRACING_SAMPLE_RATIO, GINGOV_RATELIMIT_REDIS_ADDRS (a comma-
-// separated list). Lists of rules are not overridable. An entry whose
+// separated list). Lists of rules are not overridable. GINGOV_PROFILE
+// selects the profile (see LoadProfile) and is skipped here. An entry whose
 // value does not parse is an error naming the variable; unknown GINGOV_
 // variables are errors too, so a typo does not pass silently.
 func ApplyEnv(cfg *Config, environ []string) error {
@@ -20,7 +21,7 @@ func ApplyEnv(cfg *Config, environ []string) error {
 	collectEnvFields(reflect.TypeFor[Config](), strings.TrimSuffix(EnvPrefix, "_"), nil, paths)
 	for _, kv := range environ {
 		key, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(key, EnvPrefix) {
+		if !ok || !strings.HasPrefix(key, EnvPrefix) || key == ProfileEnv {
 			continue
 		}
 		path, known := paths[key]

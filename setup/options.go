@@ -89,10 +89,11 @@ func WithInstances(fn func() int) Option {
 }
 
 // Event reports one reload attempt of the configuration by a watcher
-// (Reload.File, Reload.Nacos).
+// (Reload.File, Reload.Nacos, Reload.Etcd, Reload.Consul).
 type Event struct {
-	// Source is where the document came from: "file:<path>" or
-	// "nacos:<group>/<data_id>".
+	// Source is where the document came from: "file:<path>",
+	// "nacos:<group>/<data_id>", "etcd:<key>" or "consul:<key>" (keys with
+	// the profile in place of "{profile}").
 	Source string
 	// Err is nil when the document was applied, otherwise why it was
 	// rejected (the configuration in force stays).
@@ -103,7 +104,8 @@ type Event struct {
 
 // WithOnReload calls fn after every reload attempt of a watched source
 // with its outcome (default none; a nil fn is an error). A document equal to
-// the last one applied is not an attempt. ctx is the chain's background
+// the last one applied or the last one rejected by the same source is not
+// an attempt (a bad document that stays in place is reported once). ctx is the chain's background
 // context (it ends at Close); fn runs on the watcher's goroutine and must
 // not block. Calls of Chain.Reload by the program do not report here: it
 // has their error.

@@ -11,18 +11,44 @@
 // tracing, metrics, access log, deadline, the error envelope, rate limit, Sentinel,
 // circuit breaker — and each section of the configuration is optional.
 // The metrics endpoint and the health probes are exempt from the access
-// log, the rate limiter, Sentinel and the breaker (see [Exempt]). The
-// rate-limit rules and the inline Sentinel rules are reloaded from the file
-// and from the Nacos config center when Reload says so; a document that
-// does not parse or validate never replaces the rules in force.
+// log, the rate limiter, Sentinel and the breaker (see [Exempt]).
 //
 // [Chain.NewClient] builds the client for calls to other services. With
 // Config.Mesh "sidecar" an Envoy sidecar takes over their discovery,
 // balancing, retries and breakers, and rules with Enforce "sidecar" are
 // left to Envoy's rate-limit filter (docs/mesh.md).
 //
-// setup is its own module because it links everything, Sentinel and the
-// Nacos SDK included; the packages it wires stay usable one by one.
+// # Reload sources
+//
+// The rate-limit rules and the inline Sentinel rules are reloaded, all or
+// nothing, from the sources [Reload] names: the file (and its profile
+// overlay), a Nacos data ID, an etcd key (etcd's Watch plus a re-read every
+// interval) or a Consul KV key (blocking queries). A document that does
+// not parse or validate never replaces the rules in force, and is logged
+// at ERROR once however long it stays in place (the next good one is logged
+// at INFO); gingov_config_reloads_total{source,result} counts both. Every
+// call to a config centre is bounded by a timeout. A source that does not
+// answer at start is an error naming it ("setup: reload.etcd: ..."); one
+// lost later keeps the rules in force (a WARN), is retried with backoff,
+// and its changes apply when it is back.
+//
+// # Profiles and precedence
+//
+// GINGOV_PROFILE (or [LoadProfile]'s argument) names a profile: the overlay
+// gingov.<profile>.yaml next to the file is merged over it (maps merge key
+// by key; lists, scalars and null replace), an empty Nacos namespace means
+// the profile's, and "{profile}" in an etcd or Consul key is replaced by
+// it. The precedence, lowest first:
+//
+//  1. the defaults,
+//  2. the file (gingov.yaml),
+//  3. the profile overlay (gingov.<profile>.yaml),
+//  4. the config centre's document (merged over the files),
+//  5. the GINGOV_ environment variables, applied again after every reload.
+//
+// setup is its own module because it links everything, Sentinel, the Nacos
+// SDK and the etcd and Consul clients included; the packages it wires stay
+// usable one by one.
 package setup
 
 import (
@@ -491,7 +517,7 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 		}
 		ch.waits = append(ch.waits, wait)
 	case s.Nacos != nil:
-		wait, err := sentinel.WatchNacos(ctx, s.Nacos.source(), sopts...)
+		wait, err := sentinel.WatchNacos(ctx, s.Nacos.source(cfg.profile), sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("setup: sentinel.nacos: %w", err)
 		}
@@ -504,9 +530,15 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 	return flow.Middleware(), nil
 }
 
-func (n *NacosDoc) source() sentinel.NacosSource {
-	return sentinel.NacosSource{Addr: n.Addr, Namespace: n.Namespace, Group: n.Group, DataID: n.DataID,
-		Username: n.Username, Password: n.Password}
+// source is where the document is; an empty namespace means the
+// profile's.
+func (n *NacosDoc) source(profile string) sentinel.NacosSource {
+	ns := n.Namespace
+	if ns == "" {
+		ns = profile
+	}
+	return sentinel.NacosSource{Addr: n.Addr, Namespace: ns, Group: n.Group, DataID: n.DataID,
+		Username: n.Username, Password: n.Password, Timeout: n.Timeout}
 }
 
 func (c *Config) reloadInterval() time.Duration {
@@ -518,47 +550,76 @@ func (c *Config) reloadInterval() time.Duration {
 
 // watchConfig starts the configured watchers of the configuration itself.
 func (ch *Chain) watchConfig(ctx context.Context, cfg Config) error {
-	sopts := []sentinel.SourceOption{sentinel.WithLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	interval := cfg.reloadInterval()
+	sopts := []sentinel.SourceOption{sentinel.WithLogger(ch.Logger), sentinel.WithPollInterval(interval)}
 	if cfg.Reload.File {
 		if cfg.path == "" {
 			return fieldErr("reload.file", "the configuration was not read by Load, so there is no file to watch")
 		}
-		wait, err := sentinel.WatchFileFunc(ctx, cfg.path, ch.reloadFrom(ctx, "file:"+cfg.path), sopts...)
+		files := []struct {
+			path string
+			at   layer
+		}{{cfg.path, layerFile}, {cfg.overlayPath, layerOverlay}}
+		for _, f := range files {
+			if f.path == "" {
+				continue
+			}
+			wait, err := sentinel.WatchFileFunc(ctx, f.path, ch.reloadFrom(ctx, "file:"+f.path, f.at), sopts...)
+			if err != nil {
+				return fmt.Errorf("setup: reload.file: %w", err)
+			}
+			ch.waits = append(ch.waits, wait)
+		}
+	}
+	if n := cfg.Reload.Nacos; n != nil {
+		wait, err := sentinel.WatchNacosFunc(ctx, n.source(cfg.profile), ch.reloadFrom(ctx, "nacos:"+n.group()+"/"+n.DataID, layerNacos), sopts...)
 		if err != nil {
-			return fmt.Errorf("setup: reload.file: %w", err)
+			return fmt.Errorf("setup: reload.nacos: %w", err)
 		}
 		ch.waits = append(ch.waits, wait)
 	}
-	if n := cfg.Reload.Nacos; n != nil {
-		wait, err := sentinel.WatchNacosFunc(ctx, n.source(), ch.reloadFrom(ctx, "nacos:"+n.group()+"/"+n.DataID), sopts...)
+	if e := cfg.Reload.Etcd; e != nil {
+		key := cfg.profiled(e.Key)
+		wait, err := watchEtcd(ctx, e, key, interval, newDocApplier(ch.Logger, "etcd:"+key, ch.reloadFrom(ctx, "etcd:"+key, layerEtcd)))
 		if err != nil {
-			return fmt.Errorf("setup: reload.nacos: %w", err)
+			return fmt.Errorf("setup: reload.etcd: %w", err)
+		}
+		ch.waits = append(ch.waits, wait)
+	}
+	if c := cfg.Reload.Consul; c != nil {
+		key := cfg.profiled(c.Key)
+		wait, err := watchConsul(ctx, c, key, newDocApplier(ch.Logger, "consul:"+key, ch.reloadFrom(ctx, "consul:"+key, layerConsul)))
+		if err != nil {
+			return fmt.Errorf("setup: reload.consul: %w", err)
 		}
 		ch.waits = append(ch.waits, wait)
 	}
 	return nil
 }
 
-// Reload applies a new version of the configuration document (YAML, with
-// the environment overrides applied on top as at Load): the rate-limit
-// rules and the inline Sentinel rules take effect at once, all or nothing.
-// A document that does not parse or validate changes nothing and is an
-// error. Changes to other sections are logged as needing a restart.
-func (ch *Chain) Reload(data []byte) error {
-	next, err := Parse(data)
-	if err == nil {
-		err = ApplyEnv(&next, os.Environ())
-	}
-	if err == nil {
-		next.path = ch.cfg.path
-		err = next.Validate()
-	}
-	if err != nil {
-		return err
-	}
+// Reload applies a new version of the configuration's base document (what
+// the file Load read holds, YAML): it is merged with the layers above it
+// as at Load — the profile overlay, the latest document of each config
+// centre, the GINGOV_ environment — and the rate-limit rules and the inline
+// Sentinel rules of the result take effect at once, all or nothing. A
+// document that does not parse, or a result that does not validate,
+// changes nothing and is an error. Changes to other sections are logged as
+// needing a restart.
+func (ch *Chain) Reload(data []byte) error { return ch.reload(layerFile, data) }
+
+// reload replaces one layer of the configuration by data and applies the
+// result (see Reload).
+func (ch *Chain) reload(at layer, data []byte) error {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	cur := ch.cfg
+	l := cur.layers
+	l.docs[at] = data
+	next, err := l.compose(cur.profile, os.Environ())
+	if err != nil {
+		return err
+	}
+	next.path, next.overlayPath = cur.path, cur.overlayPath
 	if (len(cur.RateLimit.Rules) > 0) != (len(next.RateLimit.Rules) > 0) ||
 		!reflect.DeepEqual(cur.RateLimit.Redis, next.RateLimit.Redis) {
 		return fieldErr("ratelimit", "turning the limiter on or off or changing its Redis needs a restart")
@@ -603,6 +664,7 @@ func (ch *Chain) Reload(data []byte) error {
 	}
 	// Keep the settings in force: only the reloadable parts change.
 	applied := cur
+	applied.layers = l
 	applied.RateLimit.Rules = next.RateLimit.Rules
 	if sentinelRules {
 		applied.Sentinel.Rules = next.Sentinel.Rules
