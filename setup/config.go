@@ -346,7 +346,7 @@ func OverlayPath(path, profile string) string {
 
 func validProfile(p string) bool {
 	for _, r := range p {
-		if !(r == '-' || r == '_' || isLetter(r) || isDigit(r)) {
+		if r != '-' && r != '_' && !isLetter(r) && !isDigit(r) {
 			return false
 		}
 	}
