@@ -306,6 +306,7 @@ func TestReloadFromFile(t *testing.T) {
 		}
 		writeFile(t, path, doc("3"))
 		waitReload(t, reloads, src, false)
+		synctest.Wait() // the watcher logs after the hook
 		if !strings.Contains(testenv.LogLines(logs.String(), `"level":"INFO"`), `"after_rejected":true`) {
 			t.Errorf("the next good document was not logged as accepted:\n%s", logs)
 		}
