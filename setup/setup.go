@@ -509,6 +509,13 @@ func (ch *Chain) sentinel(ctx context.Context, cfg Config) (gin.HandlerFunc, err
 		return nil, fmt.Errorf("setup: sentinel: %w", err)
 	}
 	sopts := []sentinel.SourceOption{sentinel.WithLogger(ch.Logger), sentinel.WithPollInterval(cfg.reloadInterval())}
+	if ch.gov != nil {
+		gov := ch.gov
+		sopts = append(sopts, sentinel.WithOnReload(func(ctx context.Context, e sentinel.Event) {
+			kind, _, _ := strings.Cut(e.Source, ":")
+			gov.OnConfigReload(ctx, kind, e.Err)
+		}))
+	}
 	switch {
 	case s.RulesFile != "":
 		wait, err := sentinel.WatchFile(ctx, s.RulesFile, sopts...)

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gingov/gingov/internal/testenv"
+	"github.com/gingov/gingov/ratelimit/sentinel"
 	"github.com/gingov/gingov/setup"
 )
 
@@ -367,4 +368,28 @@ func TestReloadFromFileLatency(t *testing.T) {
 	t.Logf("file reload latency (write → rules in force, interval 100ms), 7 samples: min %v, median %v, max %v",
 		lat[0].Round(time.Microsecond), lat[3].Round(time.Microsecond), lat[6].Round(time.Microsecond))
 	_ = os.Remove(path + ".tmp")
+}
+
+// The Sentinel rule document of sentinel.rules_file counts in the reload
+// metric too, a bad version once however long it stays.
+func TestSentinelRulesFileCounts(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rules, `flow: [{resource: "GET:/counted/:id", threshold: 100}]`)
+	cfg := mustParse(t, "service: {name: orders}\nreload: {interval: 20ms}\nsentinel: {enabled: true, rules_file: "+strconv.Quote(rules)+"}\n")
+	t.Cleanup(func() { _ = sentinel.Load(sentinel.Rules{}) }) // after the chain's Close
+	_, ch, logs := use(t, cfg)
+	writeFile(t, rules, `flow: [{resource: "GET:/counted/:id", threshold: -1}]`)
+	for start := time.Now(); reloadCount(t, ch, "file", "rejected") != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("rejected metric %v, want 1", reloadCount(t, ch, "file", "rejected"))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // 15 polls
+	if got := reloadCount(t, ch, "file", "rejected"); got != 1 || reloadCount(t, ch, "file", "accepted") != 1 {
+		t.Fatalf("after 15 polls of one bad document: rejected %v (want 1), accepted %v (want 1, the first load)",
+			got, reloadCount(t, ch, "file", "accepted"))
+	}
+	if n := strings.Count(logs.String(), `"level":"ERROR"`); n != 1 {
+		t.Fatalf("%d ERROR lines, want 1", n)
+	}
 }
