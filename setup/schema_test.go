@@ -288,10 +288,11 @@ var schemaCannot = map[string]string{
 	// against the items of another array.
 	"service: {name: orders}\n" + `deadline: {routes: {"GET /x": 1s}, exempt: ["GET /x"]}`: "a route is either timed (deadline.routes) or exempt (deadline.exempt)",
 	// durations as numbers: a pattern sees text, not the value.
-	"service: {name: a}\nratelimit: {rules: [{by: ip, limit: 1, period: 0.1ns}]}": "a positive duration below 1ns rounds to 0",
-	"service: {name: a}\nratelimit: {redis: {deadline: 9999999999h}}":             "a duration beyond 2562047h overflows",
-	"service: {name: a}\ncircuitbreaker: {window: 5ns}":                           "a breaker window shorter than its bucket count in nanoseconds",
-	"service: {name: a}\ndeadline: {routes: {\"GET /a\": 0.1ns}}":                 "a positive duration below 1ns rounds to 0",
+	"service: {name: a}\nratelimit: {rules: [{by: ip, limit: 1, period: 0.1ns}]}":         "a positive duration below 1ns rounds to 0",
+	"service: {name: a}\nratelimit: {redis: {deadline: 9999999999h}}":                     "a duration beyond 2562047h overflows",
+	"service: {name: a}\ncircuitbreaker: {window: 5ns}":                                   "a breaker window shorter than its bucket count in nanoseconds",
+	"service: {name: a}\ndeadline: {routes: {\"GET /a\": 0.1ns}}":                         "a positive duration below 1ns rounds to 0",
+	"service: {name: a}\nreload: {consul: {addr: \"127.0.0.1:8500\", key: k, wait: 11m}}": "a duration's upper bound (reload.consul.wait ≤ 10m): a pattern sees text, not the value",
 }
 
 // schemaStricter are documents that setup accepts and the schema rejects,
@@ -560,7 +561,7 @@ func exampleConfigs(t *testing.T) map[string]string {
 
 // beyondSchema matches setup's errors for the rules listed in
 // schemaCannot, which the schema lets through.
-var beyondSchema = regexp.MustCompile(`is used by another rule|is configured twice|0s must be > 0|timeout 0s must be > 0|buckets must be between|invalid duration|overflow`)
+var beyondSchema = regexp.MustCompile(`is used by another rule|is configured twice|0s must be > 0|timeout 0s must be > 0|buckets must be between|invalid duration|overflow|reload.consul.wait: .* is not in \[0, |but no profile is set`)
 
 // What the schema accepts, setup accepts, but for the rules beyond JSON
 // Schema: an editor never passes a document the service then refuses.

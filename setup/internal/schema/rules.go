@@ -134,8 +134,18 @@ var fieldRules = map[string]rule{
 
 	"setup.Sentinel.Params": {items: kw("pattern", "^(?:ip$|header:"+tokenRE+"$|query:[\\s\\S]|path:[\\s\\S])")},
 
-	"setup.NacosDoc.Addr":   {required: true, keywords: kw("pattern", hostPort)},
-	"setup.NacosDoc.DataID": {required: true, keywords: kw("minLength", 1)},
+	"setup.NacosDoc.Addr":    {required: true, keywords: kw("pattern", hostPort)},
+	"setup.NacosDoc.DataID":  {required: true, keywords: kw("minLength", 1)},
+	"setup.NacosDoc.Timeout": {duration: nonNegative},
+
+	"setup.EtcdDoc.Endpoints": {required: true, keywords: kw("minItems", 1), items: kw("pattern", "[^"+strings.TrimPrefix(space, "["))}, // not blank
+	"setup.EtcdDoc.Key":       {required: true, keywords: kw("minLength", 1)},
+	"setup.EtcdDoc.Timeout":   {duration: nonNegative},
+
+	"setup.ConsulDoc.Addr":    {required: true, keywords: kw("pattern", hostPort)},
+	"setup.ConsulDoc.Key":     {required: true, keywords: kw("minLength", 1, "pattern", "^[^/]")},
+	"setup.ConsulDoc.Timeout": {duration: nonNegative},
+	"setup.ConsulDoc.Wait":    {duration: nonNegative},
 
 	"setup.Reload.Interval": {duration: nonNegative},
 
