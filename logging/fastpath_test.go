@@ -138,7 +138,7 @@ func normalise(line string) string {
 func TestAccessLineFastMatchesSlog(t *testing.T) {
 	build := func(buf *bytes.Buffer, fast bool, with func(*slog.Logger) *slog.Logger, opts ...AccessLogOption) *AccessLog {
 		l := with(New(buf, slog.LevelDebug))
-		cfg, err := newAccessConfig(opts)
+		cfg, err := newAccessConfig(opts, l.Handler().(*jsonHandler).prefix())
 		if err != nil {
 			t.Fatal(err)
 		}

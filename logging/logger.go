@@ -51,11 +51,20 @@ func OrDefault(l *slog.Logger) *slog.Logger {
 // slog.SetDefault (the one place the kit falls back to slog.Default rather
 // than [Default]: it is the program's own logging call, not a component
 // given a nil logger).
+//
+// Its lines on a request's context bound their strings (attributes, in
+// groups too, error texts and the message) as the access log bounds its
+// fields ([WithMaxFieldBytes], default [DefaultMaxFieldBytes]): a longer
+// value is cut, ends in [TruncatedMark] and has its original length
+// beside it as <key>_len.
 func FromContext(ctx context.Context) *slog.Logger {
 	info := reqstate.From(ctx)
-	base := slog.Default()
-	if info != nil && info.Logger != nil {
-		base = info.Logger
+	if info == nil {
+		return withRequestAttrs(slog.Default(), ctx, nil)
+	}
+	base := info.Logger
+	if base == nil {
+		base = slog.New(&boundedHandler{h: slog.Default().Handler(), limit: fieldLimit(info)})
 	}
 	return withRequestAttrs(base, ctx, info)
 }

@@ -15,6 +15,11 @@ import (
 // Recovery turns a panic anywhere below it into the [errcode.Panic] envelope
 // (500) and logs the panic value and its stack once, at ERROR, with the
 // request's IDs. Put it first, so that it also covers the other middlewares.
+// The kit's middlewares below it that record the request (the access log,
+// metrics.HTTP) record a panicking request once it has answered, so that
+// they count the envelope's bytes. The request's strings and the panic
+// value are bounded in its line as in the access log ([WithMaxFieldBytes]);
+// the stack is logged whole.
 //
 // A write to a client that has gone (EPIPE, ECONNRESET) is not a server
 // error: it is logged at WARN without a stack and recorded as status 499.
@@ -26,20 +31,28 @@ func Recovery(logger *slog.Logger) gin.HandlerFunc {
 		defer func() {
 			p := recover()
 			if p == nil {
+				// A panic that a middleware below expected this one to
+				// answer was answered (or swallowed) on the way.
+				reqstate.RunAfterRecovery(c, c.Writer.Status())
 				return
 			}
 			ctx := c.Request.Context()
 			info := reqstate.From(ctx)
 			l := withRequestAttrs(logger, ctx, info)
+			limit := fieldLimit(info)
+			attrs := make([]slog.Attr, 0, 10)
+			attrs = boundedString(attrs, "method", c.Request.Method, limit)
+			attrs = boundedString(attrs, "route", c.FullPath(), limit)
 			switch reqinfo.ClassifyPanic(p) {
 			case reqinfo.PanicAbort:
+				reqstate.RunAfterRecovery(c, reqinfo.StatusClientClosedRequest)
 				panic(p)
 			case reqinfo.PanicBrokenPipe:
-				l.LogAttrs(ctx, slog.LevelWarn, "client connection broken",
-					slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
-					slog.String("error", fmt.Sprint(p)))
+				attrs = boundedString(attrs, "error", fmt.Sprint(p), limit)
+				l.LogAttrs(ctx, slog.LevelWarn, "client connection broken", attrs...)
 				c.Abort()
 				c.Writer.WriteHeader(reqinfo.StatusClientClosedRequest)
+				reqstate.RunAfterRecovery(c, reqinfo.StatusClientClosedRequest)
 				return
 			}
 			var stack []byte
@@ -48,13 +61,14 @@ func Recovery(logger *slog.Logger) gin.HandlerFunc {
 			} else {
 				stack = debug.Stack()
 			}
-			l.LogAttrs(ctx, slog.LevelError, "panic recovered",
-				slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
-				slog.String("path", c.Request.URL.Path),
-				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(stack)))
+			attrs = boundedString(attrs, "path", c.Request.URL.Path, limit)
+			attrs = boundedString(attrs, "panic", fmt.Sprint(p), limit)
+			attrs = append(attrs, slog.String("stack", string(stack)))
+			l.LogAttrs(ctx, slog.LevelError, "panic recovered", attrs...)
 			errcode.Write(c, errcode.Panic.Wrap(PanicError{Value: p}))
+			reqstate.RunAfterRecovery(c, c.Writer.Status())
 		}()
-		c.Next()
+		reqstate.NextRecovering(c)
 	}
 }
 

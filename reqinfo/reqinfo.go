@@ -54,6 +54,20 @@ func ClassifyPanic(p any) PanicKind { return reqstate.ClassifyPanic(p) }
 // written, or [StatusClientClosedRequest].
 func ObservePanic(c *gin.Context, p any) int { return reqstate.ObservePanic(c, p) }
 
+// DeferToRecovery is for a middleware that records a request's outcome and
+// sees a panic pass (after [ObservePanic]): when logging.Recovery is above
+// it, fn is kept to run once Recovery has answered, with the status of the
+// answer, so that the record counts the envelope's bytes (c.Writer.Size()),
+// and it reports true; otherwise it keeps nothing and reports false, and
+// the caller records the outcome at once. fn runs on the request's
+// goroutine; the functions kept for a request run in the order they were
+// kept, the innermost middleware's first. A middleware between the two
+// that swallows the panic does not lose them: Recovery runs them when the
+// request comes back to it, with the status then written.
+func DeferToRecovery(c *gin.Context, fn func(status int)) bool {
+	return reqstate.DeferToRecovery(c, fn)
+}
+
 // ClientIP returns c.ClientIP(), computed once per request once the kit's
 // RequestID, AccessLog or tracing middleware has attached its state to the
 // request (Gin parses the address and proxy headers and allocates the

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -37,9 +39,14 @@ type Info struct {
 	// middleware that sees a panic pass, so that Recovery logs the real one.
 	PanicStack []byte
 
-	// clientIP is c.ClientIP(), once computed (see ClientIP).
-	clientIP    string
-	clientIPSet bool
+	// afterRecovery holds what DeferToRecovery kept, run by
+	// RunAfterRecovery (a pointer: only a panicking request has any).
+	afterRecovery *[]func(status int)
+
+	// clientIP is c.ClientIP(), once computed (see ClientIP): "" until
+	// then, noClientIP for an empty one (no flag beside it keeps Info, and
+	// the one allocation of a request's state, in a smaller size class).
+	clientIP string
 }
 
 type key struct{}
@@ -85,11 +92,20 @@ func ClientIP(c *gin.Context) string {
 	if info == nil {
 		return c.ClientIP()
 	}
-	if !info.clientIPSet {
-		info.clientIP, info.clientIPSet = c.ClientIP(), true
+	if info.clientIP == "" {
+		info.clientIP = c.ClientIP()
+		if info.clientIP == "" {
+			info.clientIP = noClientIP
+		}
+	}
+	if info.clientIP == noClientIP {
+		return ""
 	}
 	return info.clientIP
 }
+
+// noClientIP records a computed client IP that is empty; it is no address.
+const noClientIP = "\x00"
 
 // NewContext returns ctx carrying i (for code that has no gin.Context).
 func NewContext(ctx context.Context, i *Info) context.Context {
@@ -152,4 +168,79 @@ func ObservePanic(c *gin.Context, p any) int {
 		return c.Writer.Status()
 	}
 	return http.StatusInternalServerError
+}
+
+// NextRecovering is c.Next() for a middleware that answers every panic
+// passing it (logging.Recovery): while it runs, its frame on the stack
+// tells [DeferToRecovery], in a middleware below that sees a panic pass,
+// that the panic will be answered above. It must not be inlined: its frame
+// is the mark.
+//
+//go:noinline
+func NextRecovering(c *gin.Context) { c.Next() }
+
+// nextRecoveringPC is NextRecovering's entry point.
+var nextRecoveringPC = reflect.ValueOf(NextRecovering).Pointer()
+
+// recoveringAbove reports whether a NextRecovering frame is on the stack
+// of the calling goroutine. A panicking goroutine keeps the frames of the
+// functions that the panic is unwinding until a deferred call recovers it,
+// so a middleware's deferred function still sees the frame of every
+// middleware above it.
+func recoveringAbove() bool {
+	var pcs [64]uintptr
+	skip := 2
+	for {
+		n := runtime.Callers(skip, pcs[:])
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			if f.Entry == nextRecoveringPC {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		skip += n
+	}
+}
+
+// DeferToRecovery is for a middleware that records a request's outcome and
+// sees a panic pass (see [ObservePanic]): when a middleware answering
+// panics (logging.Recovery, through [NextRecovering]) is above it, fn is
+// kept, to run once that middleware has answered, with the status of the
+// answer, so that the record counts the answer's bytes; it reports true.
+// Otherwise it keeps nothing and reports false: the caller records the
+// outcome at once. fn runs on the request's goroutine.
+func DeferToRecovery(c *gin.Context, fn func(status int)) bool {
+	if !recoveringAbove() {
+		return false
+	}
+	info := Ensure(c)
+	if info.afterRecovery == nil {
+		info.afterRecovery = new([]func(status int))
+	}
+	*info.afterRecovery = append(*info.afterRecovery, fn)
+	return true
+}
+
+// RunAfterRecovery runs, in the order they were kept, and forgets the
+// functions that [DeferToRecovery] kept for c's request, with status: the
+// middleware answering panics calls it once it has answered (or once a
+// panic it expected was swallowed on the way). It does nothing when none
+// were kept.
+func RunAfterRecovery(c *gin.Context, status int) {
+	info := From(c.Request.Context())
+	if info == nil || info.afterRecovery == nil {
+		return
+	}
+	fns := *info.afterRecovery
+	info.afterRecovery = nil
+	for _, fn := range fns {
+		fn(status)
+	}
 }

@@ -94,3 +94,52 @@ func TestClientIPComputedOnce(t *testing.T) {
 		t.Fatalf("%v allocations a call once computed", n)
 	}
 }
+
+func TestClientIPEmptyComputedOnce(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("GET", "/", nil)
+	c.Request.RemoteAddr = "not an address"
+	Ensure(c)
+	if ip := ClientIP(c); ip != "" {
+		t.Fatalf("ClientIP = %q, want empty", ip)
+	}
+	c.Request.RemoteAddr = "192.0.2.9:1"
+	if ip := ClientIP(c); ip != "" {
+		t.Fatalf("ClientIP = %q after the first call, want the empty one kept", ip)
+	}
+}
+
+// DeferToRecovery keeps its function only under NextRecovering, at any
+// depth (deeper than one batch of frames too), and RunAfterRecovery runs
+// the kept ones once, in order.
+func TestDeferToRecovery(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("GET", "/", nil)
+	var ran []string
+	if DeferToRecovery(c, func(int) { ran = append(ran, "outside") }) {
+		t.Fatal("kept without a recovering middleware above")
+	}
+	var deep func(c *gin.Context, n int) bool
+	deep = func(c *gin.Context, n int) bool {
+		if n == 0 {
+			return DeferToRecovery(c, func(s int) { ran = append(ran, fmt.Sprint("deep ", s)) })
+		}
+		return deep(c, n-1)
+	}
+	var kept []bool
+	h := func(c *gin.Context) {
+		kept = append(kept, DeferToRecovery(c, func(s int) { ran = append(ran, fmt.Sprint("first ", s)) }), deep(c, 200))
+	}
+	// Run h under NextRecovering through a gin engine chain.
+	r := gin.New()
+	r.Use(func(c *gin.Context) {
+		NextRecovering(c)
+		RunAfterRecovery(c, 500)
+		RunAfterRecovery(c, 501) // nothing left
+	})
+	r.GET("/", h)
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if fmt.Sprint(kept) != "[true true]" || fmt.Sprint(ran) != "[first 500 deep 500]" {
+		t.Fatalf("kept %v, ran %v", kept, ran)
+	}
+}
