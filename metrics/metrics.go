@@ -272,7 +272,9 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 
 // Middleware records every request below it, including the 404/405 answers
 // and the rejections of middlewares placed after it, and requests that
-// panic (as 500, or 499 for a broken connection).
+// panic (as 500, or 499 for a broken connection). A request that panics
+// under logging.Recovery is recorded once Recovery has answered it, so that
+// the response size counts the envelope's bytes.
 func (m *HTTP) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if m.skip.Match(c) {
@@ -288,7 +290,13 @@ func (m *HTTP) Middleware() gin.HandlerFunc {
 				return
 			}
 			if p := recover(); p != nil {
-				m.observe(c, reqinfo.ObservePanic(c, p), start)
+				status := reqinfo.ObservePanic(c, p)
+				// Under logging.Recovery, the request is observed once it
+				// has answered, so that the response size counts the
+				// envelope.
+				if !reqinfo.DeferToRecovery(c, func(status int) { m.observe(c, status, start) }) {
+					m.observe(c, status, start)
+				}
 				panic(p)
 			}
 		}()
