@@ -14,6 +14,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/gingov/gingov/logging"
 	"github.com/gingov/gingov/ratelimit/sentinel"
 	"github.com/gingov/gingov/reqinfo"
 	"github.com/gingov/gingov/setup/internal/choices"
@@ -71,6 +72,17 @@ type Log struct {
 	// RequestIDHeader is the request-ID header read and echoed (default
 	// logging.DefaultRequestIDHeader, X-Request-ID).
 	RequestIDHeader string `yaml:"request_id_header"`
+	// MaxFieldBytes bounds each string of a log line that comes from the
+	// request or an error (path, query, user agent, error text, …), in
+	// bytes: a longer one is cut, ends in "…" and has its original length
+	// beside it as <field>_len (0: logging.DefaultMaxFieldBytes, 1024; at
+	// least logging.MinFieldBytes, 16).
+	MaxFieldBytes int `yaml:"max_field_bytes"`
+	// MaxLineBytes bounds one access-log line, in bytes (0:
+	// logging.DefaultMaxLineBytes, 8192; at least logging.MinLineBytes,
+	// 1024): a request whose fields would make a longer line has them cut
+	// further, the long ones sharing what is left.
+	MaxLineBytes int `yaml:"max_line_bytes"`
 }
 
 // Tracing configures OpenTelemetry tracing.
@@ -401,6 +413,12 @@ func (c *Config) validateLog() error {
 	}
 	if h := c.Log.RequestIDHeader; h != "" && !reqinfo.ValidHeaderName(h) {
 		return fieldErr("log.request_id_header", "%q is not a header name", h)
+	}
+	if n := c.Log.MaxFieldBytes; n != 0 && n < logging.MinFieldBytes {
+		return fieldErr("log.max_field_bytes", "%d is below %d (0: the default, %d)", n, logging.MinFieldBytes, logging.DefaultMaxFieldBytes)
+	}
+	if n := c.Log.MaxLineBytes; n != 0 && n < logging.MinLineBytes {
+		return fieldErr("log.max_line_bytes", "%d is below %d (0: the default, %d)", n, logging.MinLineBytes, logging.DefaultMaxLineBytes)
 	}
 	return nil
 }

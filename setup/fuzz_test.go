@@ -23,7 +23,7 @@ var seedDocs = []string{
 	"service: {name: a}\nsentinel: {enabled: true, rules_file: x.yaml, nacos: {addr: \"127.0.0.1:8848\", data_id: d}}",
 	"service: {name: a}\nsentinel: {enabled: true, params: [ip, \"header:X-User\", \"query:q\", \"path:id\"]}",
 	"service: {name: a}\nreload: {nacos: {addr: \"127.0.0.1:8848\", data_id: gingov.yaml}, interval: 200ms}",
-	"service: {name: a}\nexempt: {paths: [/metrics, \"/debug/:x\"]}\nlog: {level: debug, skip_paths: [], request_id_header: X-Req}",
+	"service: {name: a}\nexempt: {paths: [/metrics, \"/debug/:x\"]}\nlog: {level: debug, skip_paths: [], request_id_header: X-Req, max_field_bytes: 512, max_line_bytes: 4096}",
 	"service: {name: a}\nratelimit: {rules: [{by: ip, limit: 1, period: soon}]}",
 	"service: {name: a}\nratelimit: {rulez: []}",
 	`{"service": {"name": "a"}, "metrics": {"path": "/prom", "namespace": "app"}}`,

@@ -191,7 +191,7 @@ func Use(ctx context.Context, r *gin.Engine, cfg Config, opts ...Option) (_ *Cha
 	}
 
 	skip := cfg.logSkipPaths(metricsPath)
-	access, err := logging.NewAccessLog(ch.Logger, logging.WithSkipPaths(skip...))
+	access, err := logging.NewAccessLog(ch.Logger, accessLogOptions(cfg.Log, skip)...)
 	if err != nil {
 		return nil, fmt.Errorf("setup: log: %w", err)
 	}
@@ -325,6 +325,18 @@ func traceExporter(ctx context.Context, t Tracing, logOut io.Writer) (sdktrace.S
 		return otlphttp.New(ctx, o...)
 	}
 	return nil, nil // "" and "none"; Parse rejects any other name
+}
+
+// accessLogOptions are the access log's options of l.
+func accessLogOptions(l Log, skip []string) []logging.AccessLogOption {
+	opts := []logging.AccessLogOption{logging.WithSkipPaths(skip...)}
+	if l.MaxFieldBytes != 0 {
+		opts = append(opts, logging.WithMaxFieldBytes(l.MaxFieldBytes))
+	}
+	if l.MaxLineBytes != 0 {
+		opts = append(opts, logging.WithMaxLineBytes(l.MaxLineBytes))
+	}
+	return opts
 }
 
 func requestID(l Log) (gin.HandlerFunc, error) {
