@@ -189,10 +189,14 @@ func minLineBytes(cfg accessConfig, prefix []byte) int {
 //	trace_id, span_id, and code, reason and error when the request failed.
 //
 // client_ip follows Gin's trusted-proxy settings (engine.SetTrustedProxies).
-// error holds the internal error text that the client never sees. A request
-// that panics is logged too (as 500, or 499 for a broken connection) before
-// the panic goes on to [Recovery]. The logger also becomes the base of
-// [FromContext] for the request. It fails when an option is nil or invalid.
+// error holds the internal error text that the client never sees. The
+// strings that come from the request or an error are bounded, and so is
+// the line ([WithMaxFieldBytes], [WithMaxLineBytes]). A request that panics
+// is logged too (as 500, or 499 for a broken connection): under [Recovery],
+// once Recovery has answered, with the envelope's bytes; without it, before
+// the panic goes on. The logger, its strings bounded, also becomes the base
+// of [FromContext] for the request. It fails when an option is nil or
+// invalid.
 func NewAccessLog(logger *slog.Logger, opts ...AccessLogOption) (*AccessLog, error) {
 	logger = OrDefault(logger)
 	var prefix []byte

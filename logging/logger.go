@@ -5,6 +5,11 @@
 // It uses log/slog only. Field names are shared by every gingov component:
 // request_id, trace_id, span_id, method, route (the template), status, code,
 // reason and error.
+//
+// The strings a request or an error puts in a line are bounded (see
+// [DefaultMaxFieldBytes], [WithMaxFieldBytes] and [WithMaxLineBytes]): a cut
+// value ends in [TruncatedMark] and its original length follows it as
+// <field>_len.
 package logging
 
 import (
