@@ -475,11 +475,11 @@ func (a *AccessLog) encode(b []byte, l *line, limit int) []byte {
 	b = appendJSONString(b, l.level.String())
 	b = append(b, `,"msg":"request"`...)
 	b = append(b, a.prefix...)
-	b = appendBoundedJSON(b, "method", l.method, limit)
-	b = appendBoundedJSON(b, "route", l.route, limit)
-	b = appendBoundedJSON(b, "path", l.path, limit)
+	b = appendBoundedJSON(b, `,"method":`, l.method, limit)
+	b = appendBoundedJSON(b, `,"route":`, l.route, limit)
+	b = appendBoundedJSON(b, `,"path":`, l.path, limit)
 	if l.query != "" {
-		b = appendBoundedJSON(b, "query", l.query, limit)
+		b = appendBoundedJSON(b, `,"query":`, l.query, limit)
 	}
 	b = append(b, `,"status":`...)
 	b = appendInt(b, l.status)
@@ -487,9 +487,9 @@ func (a *AccessLog) encode(b []byte, l *line, limit int) []byte {
 	b = appendJSONFloat(b, l.latency.Seconds())
 	b = append(b, `,"bytes":`...)
 	b = appendInt(b, l.size)
-	b = appendBoundedJSON(b, "client_ip", l.clientIP, limit)
-	b = appendBoundedJSON(b, "user_agent", l.userAgent, limit)
-	b = appendBoundedJSON(b, "request_id", l.requestID, limit)
+	b = appendBoundedJSON(b, `,"client_ip":`, l.clientIP, limit)
+	b = appendBoundedJSON(b, `,"user_agent":`, l.userAgent, limit)
+	b = appendBoundedJSON(b, `,"request_id":`, l.requestID, limit)
 	if l.sc.IsValid() {
 		tid, sid := l.sc.TraceID(), l.sc.SpanID()
 		b = append(b, `,"trace_id":"`...)
@@ -501,10 +501,10 @@ func (a *AccessLog) encode(b []byte, l *line, limit int) []byte {
 	if l.code != 0 {
 		b = append(b, `,"code":`...)
 		b = appendInt(b, l.code)
-		b = appendBoundedJSON(b, "reason", l.reason, limit)
+		b = appendBoundedJSON(b, `,"reason":`, l.reason, limit)
 	}
 	if l.errText != "" {
-		b = appendBoundedJSON(b, "error", l.errText, limit)
+		b = appendBoundedJSON(b, `,"error":`, l.errText, limit)
 	}
 	opened := false
 	for _, name := range a.cfg.headers {

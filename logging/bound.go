@@ -68,20 +68,17 @@ func truncate(s string, limit int) string {
 	return s[:keep] + TruncatedMark
 }
 
-// appendBoundedJSON appends `,"key":value` with value cut to limit bytes,
-// followed by `,"key_len":n` when it was cut; key is written as is (the
-// access log's own field names need no escaping).
-func appendBoundedJSON(b []byte, key, v string, limit int) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
+// appendBoundedJSON appends field, the access log's `,"key":`, and v cut
+// to limit bytes, followed by `,"key_len":n` when it was cut.
+func appendBoundedJSON(b []byte, field, v string, limit int) []byte {
+	b = append(b, field...)
 	keep, cut := truncateAt(v, limit)
 	if !cut {
 		return appendJSONString(b, v)
 	}
 	b = appendJSONString(b, v[:keep])
-	b = append(b[:len(b)-1], TruncatedMark+`","`...)
-	b = append(b, key...)
+	b = append(b[:len(b)-1], TruncatedMark+`",`...)
+	b = append(b, field[1:len(field)-2]...) // "key
 	b = append(b, lenSuffix+`":`...)
 	return appendInt(b, len(v))
 }

@@ -76,7 +76,7 @@ func FuzzTruncate(f *testing.F) {
 			len(out) < limit-(utf8.UTFMax-1) {
 			t.Fatalf("truncate(%q, %d) = %q: cut more than a rune short", s, limit, out)
 		}
-		b := appendBoundedJSON([]byte{'{', '"', 'x', '"', ':', '0'}, "k", s, limit)
+		b := appendBoundedJSON([]byte{'{', '"', 'x', '"', ':', '0'}, `,"k":`, s, limit)
 		b = append(b, '}')
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
