@@ -212,7 +212,7 @@ func NewAccessLog(logger *slog.Logger, opts ...AccessLogOption) (*AccessLog, err
 
 func newAccessLog(logger *slog.Logger, cfg accessConfig) *AccessLog {
 	a := &AccessLog{logger: logger, cfg: cfg,
-		ctxLogger: slog.New(&boundedHandler{h: logger.Handler(), limit: cfg.maxField})}
+		ctxLogger: slog.New(boundHandler(logger.Handler(), cfg.maxField))}
 	if h, ok := logger.Handler().(*jsonHandler); ok {
 		a.fast, a.prefix = h, h.prefix()
 	}

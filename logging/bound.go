@@ -3,6 +3,7 @@ package logging
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/gingov/gingov/internal/jsonstr"
@@ -114,74 +115,75 @@ func boundedString(attrs []slog.Attr, key, v string, limit int) []slog.Attr {
 // [DefaultMaxFieldBytes].
 func fieldLimit(info *reqstate.Info) int {
 	if info != nil && info.Logger != nil {
-		if b, ok := info.Logger.Handler().(*boundedHandler); ok {
-			return b.limit
+		switch h := info.Logger.Handler().(type) {
+		case *jsonHandler:
+			if h.limit > 0 {
+				return int(h.limit)
+			}
+		case *boundedHandler:
+			return int(h.limit)
 		}
 	}
 	return DefaultMaxFieldBytes
 }
 
-// boundedHandler bounds the string values (and error texts) of the lines
-// of [FromContext]'s loggers: every attribute, in groups too, and the
-// message, as the access log bounds its fields.
-type boundedHandler struct {
-	h     slog.Handler
-	limit int
-}
+// fieldBound bounds the string values (and error texts) of log records:
+// every attribute, in groups too, and the message, as the access log
+// bounds its fields. The kit's own handler applies it itself (see
+// jsonHandler.limit); boundedHandler applies it over any other.
+type fieldBound int
 
-func (b *boundedHandler) Enabled(ctx context.Context, l slog.Level) bool { return b.h.Enabled(ctx, l) }
-
-func (b *boundedHandler) Handle(ctx context.Context, r slog.Record) error {
-	over := len(r.Message) > b.limit
+// record returns r with its oversized values cut, or r itself and false
+// when nothing is to cut.
+func (fb fieldBound) record(r slog.Record) (slog.Record, bool) {
+	limit := int(fb)
+	over := len(r.Message) > limit
 	if !over {
 		r.Attrs(func(a slog.Attr) bool {
-			over = b.oversized(a)
+			over = fb.oversized(a)
 			return !over
 		})
 	}
 	if !over {
-		return b.h.Handle(ctx, r)
+		return r, false
 	}
-	nr := slog.NewRecord(r.Time, r.Level, truncate(r.Message, b.limit), r.PC)
+	nr := slog.NewRecord(r.Time, r.Level, truncate(r.Message, limit), r.PC)
 	attrs := make([]slog.Attr, 0, r.NumAttrs()+2)
-	if len(r.Message) > b.limit {
+	if len(r.Message) > limit {
 		attrs = append(attrs, slog.Int(slog.MessageKey+lenSuffix, len(r.Message)))
 	}
 	r.Attrs(func(a slog.Attr) bool {
-		attrs = b.bound(attrs, a)
+		attrs = fb.bound(attrs, a)
 		return true
 	})
 	nr.AddAttrs(attrs...)
-	return b.h.Handle(ctx, nr)
+	return nr, true
 }
 
-func (b *boundedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	out := make([]slog.Attr, 0, len(attrs))
-	for _, a := range attrs {
-		out = b.bound(out, a)
+// attrs returns attrs with their oversized values cut (attrs itself when
+// nothing is to cut).
+func (fb fieldBound) attrs(attrs []slog.Attr) []slog.Attr {
+	if !slices.ContainsFunc(attrs, fb.oversized) {
+		return attrs
 	}
-	return &boundedHandler{h: b.h.WithAttrs(out), limit: b.limit}
-}
-
-func (b *boundedHandler) WithGroup(name string) slog.Handler {
-	return &boundedHandler{h: b.h.WithGroup(name), limit: b.limit}
+	out := make([]slog.Attr, 0, len(attrs)+1)
+	for _, a := range attrs {
+		out = fb.bound(out, a)
+	}
+	return out
 }
 
 // oversized reports whether a holds a value that bound cuts.
-func (b *boundedHandler) oversized(a slog.Attr) bool {
+func (fb fieldBound) oversized(a slog.Attr) bool {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return len(v.String()) > b.limit
+		return len(v.String()) > int(fb)
 	case slog.KindGroup:
-		for _, ga := range v.Group() {
-			if b.oversized(ga) {
-				return true
-			}
-		}
+		return slices.ContainsFunc(v.Group(), fb.oversized)
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return len(err.Error()) > b.limit
+			return len(err.Error()) > int(fb)
 		}
 	}
 	return false
@@ -189,21 +191,52 @@ func (b *boundedHandler) oversized(a slog.Attr) bool {
 
 // bound appends a to attrs with its oversized values cut, each followed by
 // its _len sibling.
-func (b *boundedHandler) bound(attrs []slog.Attr, a slog.Attr) []slog.Attr {
-	if !b.oversized(a) {
+func (fb fieldBound) bound(attrs []slog.Attr, a slog.Attr) []slog.Attr {
+	if !fb.oversized(a) {
 		return append(attrs, a)
 	}
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return boundedString(attrs, a.Key, v.String(), b.limit)
+		return boundedString(attrs, a.Key, v.String(), int(fb))
 	case slog.KindGroup:
 		var g []slog.Attr
 		for _, ga := range v.Group() {
-			g = b.bound(g, ga)
+			g = fb.bound(g, ga)
 		}
 		return append(attrs, slog.Attr{Key: a.Key, Value: slog.GroupValue(g...)})
 	default: // an error (see oversized)
-		return boundedString(attrs, a.Key, v.Any().(error).Error(), b.limit)
+		return boundedString(attrs, a.Key, v.Any().(error).Error(), int(fb))
 	}
+}
+
+// boundedHandler applies a fieldBound over a handler other than the kit's.
+type boundedHandler struct {
+	h     slog.Handler
+	limit fieldBound
+}
+
+// boundHandler returns h with its strings bounded to limit bytes.
+func boundHandler(h slog.Handler, limit int) slog.Handler {
+	if j, ok := h.(*jsonHandler); ok {
+		c := *j
+		c.limit = fieldBound(limit)
+		return &c
+	}
+	return &boundedHandler{h: h, limit: fieldBound(limit)}
+}
+
+func (b *boundedHandler) Enabled(ctx context.Context, l slog.Level) bool { return b.h.Enabled(ctx, l) }
+
+func (b *boundedHandler) Handle(ctx context.Context, r slog.Record) error {
+	r, _ = b.limit.record(r)
+	return b.h.Handle(ctx, r)
+}
+
+func (b *boundedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &boundedHandler{h: b.h.WithAttrs(b.limit.attrs(attrs)), limit: b.limit}
+}
+
+func (b *boundedHandler) WithGroup(name string) slog.Handler {
+	return &boundedHandler{h: b.h.WithGroup(name), limit: b.limit}
 }

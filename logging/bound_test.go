@@ -285,6 +285,7 @@ func TestFromContextBoundsStrings(t *testing.T) {
 	r.GET("/*p", func(c *gin.Context) {
 		l := logging.FromContext(c.Request.Context()).With("with", strings.Repeat("w", 3<<10))
 		l.Info(msg, "path", c.Request.URL.Path, "err", longErr, slog.Group("g", "inner", strings.Repeat("i", 4<<10), "n", 1), "short", "ok")
+		l.WithGroup("grp").With("a", strings.Repeat("a", 2<<10)).Info("grouped", "b", strings.Repeat("b", 2<<10))
 	})
 	path := "/" + strings.Repeat("p", 100<<10)
 	serve(r, "GET", path)
@@ -304,6 +305,13 @@ func TestFromContextBoundsStrings(t *testing.T) {
 	if l["short"] != "ok" || l["request_id"] == nil || l["g"].(map[string]any)["n"] != 1.0 {
 		t.Errorf("other fields: %v", l)
 	}
+	grouped, _ := checkLines(t, sink, 1<<10, "grouped")
+	if len(grouped) != 1 {
+		t.Fatalf("%d grouped lines", len(grouped))
+	}
+	grp, _ := grouped[0]["grp"].(map[string]any)
+	checkCut(t, grp, "a", strings.Repeat("a", 2<<10), 64)
+	checkCut(t, grp, "b", strings.Repeat("b", 2<<10), 64)
 }
 
 // FromContext under RequestID alone (no access log) bounds with the

@@ -22,6 +22,9 @@ type jsonHandler struct {
 	// logger's own attributes once for the access log (see prefix).
 	parent *jsonHandler
 	attrs  []slog.Attr
+	// limit, when > 0, bounds the strings of every line (the loggers of
+	// FromContext, see boundHandler).
+	limit fieldBound
 }
 
 // lockedWriter serialises the writes of one logger tree: every line, from
@@ -48,21 +51,40 @@ func newJSONHandler(w io.Writer, level slog.Leveler) *jsonHandler {
 
 func (j *jsonHandler) Enabled(ctx context.Context, l slog.Level) bool { return j.h.Enabled(ctx, l) }
 
-func (j *jsonHandler) Handle(ctx context.Context, r slog.Record) error { return j.h.Handle(ctx, r) }
+func (j *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
+	if j.limit > 0 {
+		r, _ = j.limit.record(r)
+	}
+	return j.h.Handle(ctx, r)
+}
 
 func (j *jsonHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return j
 	}
+	if j.limit > 0 {
+		attrs = j.limit.attrs(attrs)
+	}
 	h, ok := j.h.WithAttrs(attrs).(*slog.JSONHandler)
 	if !ok {
-		return j.h.WithAttrs(attrs)
+		return boundHandlerIf(j.h.WithAttrs(attrs), j.limit)
 	}
-	return &jsonHandler{h: h, out: j.out, level: j.level, parent: j, attrs: attrs}
+	return &jsonHandler{h: h, out: j.out, level: j.level, parent: j, attrs: attrs, limit: j.limit}
 }
 
-// WithGroup returns slog's own handler: lines in a group take slog's path.
-func (j *jsonHandler) WithGroup(name string) slog.Handler { return j.h.WithGroup(name) }
+// WithGroup returns slog's own handler (bounded as j is): lines in a
+// group take slog's path.
+func (j *jsonHandler) WithGroup(name string) slog.Handler {
+	return boundHandlerIf(j.h.WithGroup(name), j.limit)
+}
+
+// boundHandlerIf returns h bounded to limit, or h when limit is 0.
+func boundHandlerIf(h slog.Handler, limit fieldBound) slog.Handler {
+	if limit > 0 {
+		return &boundedHandler{h: h, limit: limit}
+	}
+	return h
+}
 
 // prefix is the logger's own attributes as slog writes them, each preceded
 // by a comma: rendered by a slog.JSONHandler given the same WithAttrs chain.

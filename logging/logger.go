@@ -69,7 +69,7 @@ func FromContext(ctx context.Context) *slog.Logger {
 	}
 	base := info.Logger
 	if base == nil {
-		base = slog.New(&boundedHandler{h: slog.Default().Handler(), limit: fieldLimit(info)})
+		base = slog.New(boundHandler(slog.Default().Handler(), fieldLimit(info)))
 	}
 	return withRequestAttrs(base, ctx, info)
 }
