@@ -2,8 +2,11 @@ package schema
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/gingov/gingov/logging"
 
 	"github.com/gingov/gingov/setup/internal/choices"
 )
@@ -106,6 +109,8 @@ var fieldRules = map[string]rule{
 	"setup.Config.Service":      {required: true},
 	"setup.Service.Name":        {required: true, keywords: kw("pattern", "[^"+strings.TrimPrefix(space, "["))}, // not blank
 	"setup.Log.RequestIDHeader": {keywords: kw("pattern", "^(?:"+tokenRE+")?$")},
+	"setup.Log.MaxFieldBytes":   {keywords: kw("anyOf", []any{kw("const", 0), kw("minimum", n(strconv.Itoa(logging.MinFieldBytes)))})},
+	"setup.Log.MaxLineBytes":    {keywords: kw("anyOf", []any{kw("const", 0), kw("minimum", n(strconv.Itoa(logging.MinLineBytes)))})},
 
 	"setup.Tracing.Endpoint":       {keywords: kw("pattern", "^$|"+hostPort)},
 	"setup.Tracing.SampleRatio":    {keywords: kw("minimum", n("0"), "maximum", n("1"))},
