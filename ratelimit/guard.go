@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
@@ -242,6 +243,14 @@ func (g *Guard) reject(c *gin.Context, r *guardRule, d Decision, policy []string
 	errcode.Write(c, errcode.RateLimited.WithMetadata("rule", r.Name))
 }
 
+// headerValues is one response's rate-limit header values: the bytes
+// they are cut from and the one-element slices the header map holds, in
+// one allocation.
+type headerValues struct {
+	v   [4]string
+	buf [64]byte
+}
+
 func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []string) {
 	if g.headers == HeadersNone || (d.Source == SourceFallback && d.Allowed && d.ResetAfter == 0 && d.Remaining == d.Limit) {
 		return
@@ -249,9 +258,10 @@ func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []st
 	h := c.Writer.Header()
 	resetSecs := int64(math.Ceil(d.ResetAfter.Seconds()))
 	// Every value is a substring of one string, and the header slices share
-	// one array: two allocations whatever the headers.
-	var buf [128]byte
-	b := buf[:0]
+	// one array: one allocation whatever the headers, two when the values
+	// are longer than headerValues.buf (a long rule name).
+	var tmp [128]byte
+	b := tmp[:0]
 	var ends [4]int
 	if g.headers&HeadersLegacy != 0 {
 		b = strconv.AppendInt(b, int64(d.Limit), 10)
@@ -269,8 +279,16 @@ func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []st
 		b = strconv.AppendInt(b, resetSecs, 10)
 		ends[3] = len(b)
 	}
-	all := string(b)
-	v := make([]string, 4)
+	hv := new(headerValues)
+	var all string
+	if len(b) <= len(hv.buf) {
+		n := copy(hv.buf[:], b)
+		// hv.buf is never written again: the strings may share it.
+		all = unsafe.String(&hv.buf[0], n)
+	} else {
+		all = string(b)
+	}
+	v := hv.v[:]
 	if g.headers&HeadersLegacy != 0 {
 		v[0], v[1], v[2] = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]]
 		h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1:1], v[1:2:2], v[2:3:3]

@@ -135,6 +135,32 @@ func TestGuardLegacyAndIETFHeadersTogether(t *testing.T) {
 	}
 }
 
+// Header values longer than the per-response buffer (a long rule name in
+// RateLimit) are written the same; values of one response do not change
+// when the next response's are written.
+func TestGuardHeadersLongRuleName(t *testing.T) {
+	name := strings.Repeat("n", 100)
+	g := mustGuard(t, nil, ratelimit.PerIP(1000, time.Minute).WithName(name),
+		ratelimit.WithHeaders(ratelimit.HeadersLegacy|ratelimit.HeadersIETF))
+	r := engine(t, g)
+	first := do(r, "/x").Header()
+	if got, want := first.Get("RateLimit"), `"`+name+`";r=999;t=1`; got != want {
+		t.Fatalf("RateLimit %q, want %q", got, want)
+	}
+	if got := first.Get("X-RateLimit-Limit"); got != "1000" {
+		t.Fatalf("X-RateLimit-Limit %q", got)
+	}
+	short := mustGuard(t, nil, ratelimit.PerIP(1000, time.Minute), ratelimit.WithHeaders(ratelimit.HeadersLegacy|ratelimit.HeadersIETF))
+	rs := engine(t, short)
+	a := do(rs, "/x").Header()
+	for range 3 {
+		do(rs, "/x")
+	}
+	if a.Get("X-RateLimit-Remaining") != "999" || a.Get("RateLimit") != `"ip";r=999;t=1` || a.Get("X-RateLimit-Limit") != "1000" {
+		t.Fatalf("first response's headers changed: %v", a)
+	}
+}
+
 // A client cannot pick its own key through X-Forwarded-For unless the
 // proxy it comes through is trusted.
 func TestGuardIgnoresSpoofedForwardedFor(t *testing.T) {
