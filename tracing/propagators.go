@@ -3,6 +3,7 @@ package tracing
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
@@ -97,4 +98,34 @@ func buildPropagator(names []string) (prop propagation.TextMapPropagator, w3cOnl
 		return props[0], w3cOnly, nil
 	}
 	return propagation.NewCompositeTextMapPropagator(props...), w3cOnly, nil
+}
+
+// compositeType is the type of OpenTelemetry's composite propagator.
+var compositeType = reflect.TypeOf(propagation.NewCompositeTextMapPropagator())
+
+// w3cOnly reports whether p is one of OpenTelemetry's W3C propagators
+// (TraceContext, Baggage) or a composite of only those, as a propagator
+// given to [WithPropagator] may be: its Extract then reads the
+// traceparent, tracestate and baggage headers only, and returns the
+// context it is given when the request has neither traceparent nor
+// baggage, so the server's fast path may skip it.
+func w3cOnly(p propagation.TextMapPropagator) bool {
+	switch p.(type) {
+	case propagation.TraceContext, propagation.Baggage:
+		return true
+	}
+	if reflect.TypeOf(p) != compositeType {
+		return false
+	}
+	v := reflect.ValueOf(p)
+	if v.Kind() != reflect.Slice || v.Len() == 0 {
+		return false
+	}
+	for i := range v.Len() {
+		e, ok := v.Index(i).Interface().(propagation.TextMapPropagator)
+		if !ok || !w3cOnly(e) {
+			return false
+		}
+	}
+	return true
 }

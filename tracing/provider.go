@@ -192,6 +192,8 @@ func newConfig(service string, opts []Option) (config, error) {
 	if cfg.prop == nil {
 		cfg.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 		cfg.w3cProp = true
+	} else if cfg.propSet {
+		cfg.w3cProp = w3cOnly(cfg.prop)
 	}
 	return cfg, nil
 }

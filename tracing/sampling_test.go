@@ -185,3 +185,32 @@ func TestOwnPropagatorExtracts(t *testing.T) {
 		t.Fatalf("parent %v", sp.Parent())
 	}
 }
+
+// The W3C propagators given through WithPropagator (as the default's
+// composite, or alone) still read the request's traceparent and baggage:
+// the fast path that skips extraction for requests without them applies
+// to them as to the default.
+func TestGivenW3CPropagatorExtracts(t *testing.T) {
+	for name, prop := range map[string]propagation.TextMapPropagator{
+		"composite":    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		"tracecontext": propagation.TraceContext{},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, rec := newRecorded(t, tracing.WithSampleRatio(0), tracing.WithPropagator(prop))
+			s := newServer(p.Middleware())
+			info, _ := ctxInfo(t, s, http.Header{
+				"Traceparent": {"00-" + parentTrace + "-" + parentSpan + "-01"},
+				"Tracestate":  {"vendor=x"},
+			})
+			if !info.Sampled || info.TraceID != parentTrace || info.TraceState != "vendor=x" {
+				t.Fatalf("context %+v", info)
+			}
+			if sp := onlySpan(t, rec); sp.Parent().SpanID().String() != parentSpan {
+				t.Fatalf("parent %v", sp.Parent())
+			}
+			if info, _ := ctxInfo(t, s, nil); info.Sampled || info.TraceID == "" || info.TraceID == parentTrace {
+				t.Fatalf("root %+v", info)
+			}
+		})
+	}
+}
