@@ -15,6 +15,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/reqinfo"
@@ -138,7 +139,7 @@ func (s *Server) handle(c *gin.Context) {
 				TraceFlags: psc.TraceFlags() &^ trace.FlagsSampled,
 				TraceState: res.Tracestate,
 			})
-			c.Request = c.Request.WithContext(trace.ContextWithSpanContext(ctx, sc))
+			c.Request = c.Request.WithContext(withDroppedSpan(ctx, sc))
 			if s.header != "" {
 				c.Writer.Header()[s.header] = []string{tid.String()}
 			}
@@ -173,6 +174,88 @@ func hasW3CHeaders(h http.Header) bool {
 	_, tp := h["Traceparent"]
 	_, bg := h["Baggage"]
 	return tp || bg
+}
+
+// withDroppedSpan is trace.ContextWithSpanContext(ctx, sc) for a dropped
+// request in one allocation instead of two (the span and the context
+// node): a droppedCtx answers OpenTelemetry's span key with a
+// non-recording span of its own.
+func withDroppedSpan(ctx context.Context, sc trace.SpanContext) context.Context {
+	if spanKey == nil {
+		return trace.ContextWithSpanContext(ctx, sc)
+	}
+	d := &droppedCtx{Context: ctx}
+	d.span.sc = sc
+	return d
+}
+
+// droppedCtx is a dropped request's context: its parent and the
+// non-recording span that carries the request's span context.
+type droppedCtx struct {
+	context.Context
+	span droppedSpan
+}
+
+func (d *droppedCtx) Value(k any) any {
+	if k == spanKey {
+		return &d.span
+	}
+	return d.Context.Value(k)
+}
+
+// droppedSpan is the non-recording span of a dropped request, as the one
+// trace.ContextWithSpanContext stores: it does nothing but carry its span
+// context, and its tracer provider is a no-op one.
+type droppedSpan struct {
+	tracenoop.Span
+	sc trace.SpanContext
+}
+
+func (s *droppedSpan) SpanContext() trace.SpanContext { return s.sc }
+
+// spanKey is the context key under which OpenTelemetry keeps the current
+// span (trace.ContextWithSpan; the key is unexported), found once by
+// asking a probing context which key trace.SpanFromContext looks up, and
+// checked: nil when trace.SpanContextFromContext does not read a
+// droppedCtx's span context back, and then trace.ContextWithSpanContext
+// is used.
+var spanKey any
+
+func init() { spanKey = probeSpanKey() }
+
+type keyProbe struct {
+	context.Context
+	keys []any
+}
+
+func (p *keyProbe) Value(k any) any {
+	p.keys = append(p.keys, k)
+	return nil
+}
+
+func probeSpanKey() any {
+	p := &keyProbe{Context: context.Background()}
+	trace.SpanFromContext(p)
+	if len(p.keys) != 1 {
+		return nil
+	}
+	key := p.keys[0]
+	ts, err := trace.ParseTraceState("probe=1")
+	if err != nil {
+		return nil
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceState: ts, Remote: true,
+	})
+	d := &droppedCtx{Context: context.Background()}
+	d.span.sc = sc
+	spanKey = key // init only: nothing reads it concurrently yet
+	ok := trace.SpanContextFromContext(d).Equal(sc) && !trace.SpanFromContext(d).IsRecording()
+	spanKey = nil
+	if !ok {
+		return nil
+	}
+	return key
 }
 
 // stateKey finds a request's serverState in its context.

@@ -6,8 +6,12 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ownTraceContext struct{ propagation.TraceContext }
@@ -66,5 +70,43 @@ func TestW3CExtractWithoutHeaders(t *testing.T) {
 	propagation.Baggage{}.Inject(baggage.ContextWithBaggage(ctx, b), propagation.HeaderCarrier(h))
 	if !hasW3CHeaders(h) || baggage.FromContext(prop.Extract(ctx, propagation.HeaderCarrier(h))).Member("k").Value() != "v" {
 		t.Errorf("%v: baggage not seen", h)
+	}
+}
+
+// A dropped request's context reads as trace.ContextWithSpanContext's
+// would, in one allocation.
+func TestDroppedSpanContext(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("OpenTelemetry's span key was not found")
+	}
+	ts, _ := trace.ParseTraceState("vendor=x")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{9}, SpanID: trace.SpanID{8}, TraceState: ts,
+	})
+	type other struct{}
+	parent := context.WithValue(context.Background(), other{}, "v")
+	got, want := withDroppedSpan(parent, sc), trace.ContextWithSpanContext(parent, sc)
+	if !trace.SpanContextFromContext(got).Equal(trace.SpanContextFromContext(want)) {
+		t.Fatalf("span context %v, want %v", trace.SpanContextFromContext(got), sc)
+	}
+	gs, ws := trace.SpanFromContext(got), trace.SpanFromContext(want)
+	if gs.IsRecording() != ws.IsRecording() || !gs.SpanContext().Equal(ws.SpanContext()) || gs.TracerProvider() == nil {
+		t.Fatalf("span %#v, want %#v", gs, ws)
+	}
+	gs.SetAttributes(attribute.String("k", "v")) // does nothing, as on ws
+	gs.End()
+	if got.Value(other{}) != "v" {
+		t.Fatal("parent's values lost")
+	}
+	// A child started from it continues the trace, unsampled.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	_, child := tp.Tracer("t").Start(got, "child")
+	child.End()
+	if c := child.SpanContext(); c.TraceID() != sc.TraceID() || c.IsSampled() || len(rec.Ended()) != 0 {
+		t.Fatalf("child %v, %d spans recorded", c, len(rec.Ended()))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = withDroppedSpan(parent, sc) }); n != 1 {
+		t.Fatalf("%v allocations, want 1", n)
 	}
 }
