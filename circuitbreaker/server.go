@@ -6,13 +6,12 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gingov/gingov/errcode"
+	"github.com/gingov/gingov/internal/cowmap"
 	"github.com/gingov/gingov/reqinfo"
 )
 
@@ -27,15 +26,17 @@ type breakerKey interface {
 
 // group holds the breakers by name, bounded.
 type group[K breakerKey] struct {
-	cfg      *config
-	breakers sync.Map // K -> breaker
-	n        atomic.Int64
+	cfg *config
+	// breakers is read on every request and written once per name: a
+	// copy-on-write map reads without a lock or an interface key.
+	breakers cowmap.Map[K, breaker]
 	overflow breaker
 	shared   *sharedState // nil unless WithShared
 }
 
 func newGroup[K breakerKey](cfg *config) *group[K] {
 	g := &group[K]{cfg: cfg}
+	g.breakers.Limit = cfg.maxBreakers
 	if cfg.shared != nil {
 		g.shared = startShared(*cfg.shared)
 	}
@@ -63,16 +64,18 @@ func (g *group[K]) close() {
 
 func (g *group[K]) get(k K) breaker {
 	if b, ok := g.breakers.Load(k); ok {
-		return b.(breaker)
+		return b
 	}
-	if g.n.Load() >= int64(g.cfg.maxBreakers) {
+	if g.breakers.Len() >= g.cfg.maxBreakers {
 		return g.overflow
 	}
 	b, loaded := g.breakers.LoadOrStore(k, g.newBreaker(k.breakerName()))
 	if !loaded {
-		g.n.Add(1)
+		if _, kept := g.breakers.Load(k); !kept { // filled up meanwhile
+			return g.overflow
+		}
 	}
-	return b.(breaker)
+	return b
 }
 
 func (g *group[K]) changed(ctx context.Context, ev Event) {
@@ -121,7 +124,7 @@ func (s *Server) Close() error {
 // State returns the state of the breaker of a method and route template.
 func (s *Server) State(method, route string) State {
 	if b, ok := s.group.breakers.Load(routeKey{method, route}); ok {
-		return b.(breaker).state()
+		return b.state()
 	}
 	return StateClosed
 }

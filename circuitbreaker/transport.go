@@ -53,7 +53,7 @@ func (t *Transport) Close() error {
 // State returns the state of a host's breaker.
 func (t *Transport) State(host string) State {
 	if b, ok := t.group.breakers.Load(hostKey(host)); ok {
-		return b.(breaker).state()
+		return b.state()
 	}
 	return StateClosed
 }
