@@ -26,6 +26,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	sentinelapi "github.com/alibaba/sentinel-golang/api"
 	"github.com/alibaba/sentinel-golang/core/base"
@@ -330,8 +331,12 @@ func BlockTypeName(t base.BlockType) string {
 // Flow is the Sentinel middleware.
 type Flow struct {
 	flowConfig
-	baseOpts  []sentinelapi.EntryOption // the same for every request
-	resources sync.Map                  // routeKey → resource name, built once per route
+	baseOpts []sentinelapi.EntryOption // the same for every request
+	// resources names each route's resource once: read on every request,
+	// written once per route (routes are the engine's, so it is bounded),
+	// copied on write so that a read takes no lock.
+	resources atomic.Pointer[map[routeKey]string]
+	resMu     sync.Mutex
 }
 
 // New returns the middleware, initialising Sentinel (Init) if needed. It
@@ -409,11 +414,28 @@ func (f *Flow) resource(method, route string) string {
 		return reqinfo.UnmatchedRoute
 	}
 	k := routeKey{method, route}
-	if r, ok := f.resources.Load(k); ok {
-		return r.(string)
+	if m := f.resources.Load(); m != nil {
+		if r, ok := (*m)[k]; ok {
+			return r
+		}
 	}
-	r, _ := f.resources.LoadOrStore(k, Resource(method, route))
-	return r.(string)
+	f.resMu.Lock()
+	defer f.resMu.Unlock()
+	var old map[routeKey]string
+	if m := f.resources.Load(); m != nil {
+		old = *m
+	}
+	if r, ok := old[k]; ok {
+		return r
+	}
+	m := make(map[routeKey]string, len(old)+1)
+	for kk, v := range old {
+		m[kk] = v
+	}
+	r := Resource(method, route)
+	m[k] = r
+	f.resources.Store(&m)
+	return r
 }
 
 func (f *Flow) blocked(c *gin.Context, route, resource string, block *base.BlockError) {
