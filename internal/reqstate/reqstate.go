@@ -57,6 +57,8 @@ type key struct{}
 type node struct {
 	context.Context
 	info Info
+	// req is the request carrying the node, in the same allocation.
+	req http.Request
 }
 
 func (n *node) Value(k any) any {
@@ -80,8 +82,16 @@ func Ensure(c *gin.Context) *Info {
 		return i
 	}
 	n := &node{Context: ctx}
-	c.Request = c.Request.WithContext(n)
+	c.Request = WithContext(&n.req, c.Request, n)
 	return &n.info
+}
+
+// WithContext is r.WithContext(ctx) written into dst, storage the caller
+// allocated anyway (with the context node, say), so that replacing a
+// request's context costs no allocation of its own. It returns dst.
+func WithContext(dst, r *http.Request, ctx context.Context) *http.Request {
+	*dst = *r.WithContext(ctx) // the copy WithContext makes stays on the stack
+	return dst
 }
 
 // ClientIP returns c.ClientIP(). A request with an Info computes it once

@@ -20,6 +20,32 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type otherKey struct{}
 
+// Ensure replaces the request by a copy with the new context, as
+// WithContext would, in the one allocation of the node; the original
+// request is left as it was.
+func TestEnsureCopiesRequestInOneAllocation(t *testing.T) {
+	req := httptest.NewRequest("POST", "/x?y=1", nil)
+	req.Header.Set("X-A", "1")
+	orig := *req
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = req
+	Ensure(c)
+	got := c.Request
+	if got == req || got.Method != "POST" || got.URL != req.URL || got.Header.Get("X-A") != "1" ||
+		got.RemoteAddr != req.RemoteAddr || got.Body != req.Body || From(got.Context()) == nil {
+		t.Fatalf("request %+v", got)
+	}
+	if req.Context() != orig.Context() || From(req.Context()) != nil {
+		t.Fatal("the original request's context changed")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.Request = req
+		Ensure(c)
+	}); n != 1 {
+		t.Fatalf("Ensure: %v allocations, want 1", n)
+	}
+}
+
 func TestEnsureAttachesOnceAndKeepsParent(t *testing.T) {
 	parent, cancel := context.WithCancel(context.WithValue(context.Background(), otherKey{}, "v"))
 	c, _ := gin.CreateTestContext(httptest.NewRecorder())
