@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
@@ -74,7 +75,8 @@ func TestW3CExtractWithoutHeaders(t *testing.T) {
 }
 
 // A dropped request's context reads as trace.ContextWithSpanContext's
-// would, in one allocation.
+// would, and the request carrying it is a copy of the original, in one
+// allocation.
 func TestDroppedSpanContext(t *testing.T) {
 	if spanKey == nil {
 		t.Fatal("OpenTelemetry's span key was not found")
@@ -85,7 +87,12 @@ func TestDroppedSpanContext(t *testing.T) {
 	})
 	type other struct{}
 	parent := context.WithValue(context.Background(), other{}, "v")
-	got, want := withDroppedSpan(parent, sc), trace.ContextWithSpanContext(parent, sc)
+	req := httptest.NewRequest(http.MethodGet, "/x", nil)
+	dropped := withDroppedSpan(req, parent, sc)
+	if dropped == req || dropped.URL != req.URL || req.Context() == dropped.Context() {
+		t.Fatalf("request %+v", dropped)
+	}
+	got, want := dropped.Context(), trace.ContextWithSpanContext(parent, sc)
 	if !trace.SpanContextFromContext(got).Equal(trace.SpanContextFromContext(want)) {
 		t.Fatalf("span context %v, want %v", trace.SpanContextFromContext(got), sc)
 	}
@@ -106,7 +113,7 @@ func TestDroppedSpanContext(t *testing.T) {
 	if c := child.SpanContext(); c.TraceID() != sc.TraceID() || c.IsSampled() || len(rec.Ended()) != 0 {
 		t.Fatalf("child %v, %d spans recorded", c, len(rec.Ended()))
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = withDroppedSpan(parent, sc) }); n != 1 {
+	if n := testing.AllocsPerRun(100, func() { _ = withDroppedSpan(req, parent, sc) }); n != 1 {
 		t.Fatalf("%v allocations, want 1", n)
 	}
 }

@@ -99,7 +99,7 @@ func (s *Server) serve(c *gin.Context, st *serverState) {
 	}
 	// The span's context stays in c.Request after the middleware returns,
 	// as it does for a dropped request.
-	c.Request = c.Request.WithContext(ctx)
+	c.Request = reqstate.WithContext(&st.req, c.Request, ctx)
 	defer s.end(c, st, span)
 	c.Next()
 }
