@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -110,6 +111,9 @@ type guardRule struct {
 	redis    *Redis // the limiter when Redis-backed, else nil
 	closed   bool   // FailClosed: fallback denials are 503
 	ietfName string // the rule name as a structured-field string
+	// lastHeaders are the header values last written for the rule, reused
+	// while its decisions say the same (a bucket that stays full does).
+	lastHeaders *atomic.Pointer[headerValues]
 }
 
 // New builds a Guard from rules (and options). With a nil rdb every rule
@@ -137,7 +141,8 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Guard, error) {
 	}
 	g := &Guard{headers: cfg.headers, onDecision: cfg.onDecision}
 	for _, r := range cfg.rules {
-		gr := guardRule{Rule: r, closed: r.Failure.kind == failClosed, ietfName: strconv.Quote(r.Name)}
+		gr := guardRule{Rule: r, closed: r.Failure.kind == failClosed, ietfName: strconv.Quote(r.Name),
+			lastHeaders: new(atomic.Pointer[headerValues])}
 		if rdb == nil {
 			if r.Lease != nil {
 				return nil, fmt.Errorf("ratelimit: rule %q: lease mode needs Redis", r.Name)
@@ -243,43 +248,76 @@ func (g *Guard) reject(c *gin.Context, r *guardRule, d Decision, policy []string
 	errcode.Write(c, errcode.RateLimited.WithMetadata("rule", r.Name))
 }
 
-// headerValues is one response's rate-limit header values: the bytes
+// headerValues are the rate-limit header values of a decision: the bytes
 // they are cut from and the one-element slices the header map holds, in
-// one allocation.
+// one allocation, with what they say.
 type headerValues struct {
-	v   [4]string
-	buf [64]byte
+	limit, remaining int
+	resetAt          int64 // X-RateLimit-Reset (legacy headers only)
+	resetSecs        int64
+	v                [4]string
+	buf              [64]byte
 }
 
+func (hv *headerValues) says(limit, remaining int, resetAt, resetSecs int64) bool {
+	return hv != nil && hv.limit == limit && hv.remaining == remaining && hv.resetAt == resetAt && hv.resetSecs == resetSecs
+}
+
+// setHeaders writes the rate-limit headers of decision d. The values of
+// a rule's last decision are reused, not formatted again, while its
+// decisions say the same: the header slices, like RateLimit-Policy's, may
+// then be shared by several responses, and are replaced (Set, Add, Del),
+// never written into.
 func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []string) {
 	if g.headers == HeadersNone || (d.Source == SourceFallback && d.Allowed && d.ResetAfter == 0 && d.Remaining == d.Limit) {
 		return
 	}
 	h := c.Writer.Header()
 	resetSecs := int64(math.Ceil(d.ResetAfter.Seconds()))
-	// Every value is a substring of one string, and the header slices share
-	// one array: one allocation whatever the headers, two when the values
-	// are longer than headerValues.buf (a long rule name).
+	var resetAt int64
+	if g.headers&HeadersLegacy != 0 {
+		resetAt = time.Now().Unix() + resetSecs
+	}
+	hv := r.lastHeaders.Load()
+	if !hv.says(d.Limit, d.Remaining, resetAt, resetSecs) {
+		hv = g.headerValues(r, d.Limit, d.Remaining, resetAt, resetSecs)
+		r.lastHeaders.Store(hv)
+	}
+	v := hv.v[:]
+	if g.headers&HeadersLegacy != 0 {
+		h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1:1], v[1:2:2], v[2:3:3]
+	}
+	if g.headers&HeadersIETF != 0 {
+		h[hdrPolicy] = policy
+		h[hdrRateLimit] = v[3:4:4]
+	}
+}
+
+// headerValues formats the header values of a decision.
+func (g *Guard) headerValues(r *guardRule, limit, remaining int, resetAt, resetSecs int64) *headerValues {
+	hv := &headerValues{limit: limit, remaining: remaining, resetAt: resetAt, resetSecs: resetSecs}
+	// Every value is a substring of one string: one allocation whatever
+	// the headers, two when the values are longer than hv.buf (a long
+	// rule name).
 	var tmp [128]byte
 	b := tmp[:0]
 	var ends [4]int
 	if g.headers&HeadersLegacy != 0 {
-		b = strconv.AppendInt(b, int64(d.Limit), 10)
+		b = strconv.AppendInt(b, int64(limit), 10)
 		ends[0] = len(b)
-		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = strconv.AppendInt(b, int64(remaining), 10)
 		ends[1] = len(b)
-		b = strconv.AppendInt(b, time.Now().Unix()+resetSecs, 10)
+		b = strconv.AppendInt(b, resetAt, 10)
 		ends[2] = len(b)
 	}
 	if g.headers&HeadersIETF != 0 {
 		b = append(b, r.ietfName...)
 		b = append(b, ";r="...)
-		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = strconv.AppendInt(b, int64(remaining), 10)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, resetSecs, 10)
 		ends[3] = len(b)
 	}
-	hv := new(headerValues)
 	var all string
 	if len(b) <= len(hv.buf) {
 		n := copy(hv.buf[:], b)
@@ -288,14 +326,11 @@ func (g *Guard) setHeaders(c *gin.Context, r *guardRule, d Decision, policy []st
 	} else {
 		all = string(b)
 	}
-	v := hv.v[:]
 	if g.headers&HeadersLegacy != 0 {
-		v[0], v[1], v[2] = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]]
-		h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1:1], v[1:2:2], v[2:3:3]
+		hv.v[0], hv.v[1], hv.v[2] = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]]
 	}
 	if g.headers&HeadersIETF != 0 {
-		v[3] = all[ends[2]:ends[3]]
-		h[hdrPolicy] = policy
-		h[hdrRateLimit] = v[3:4:4]
+		hv.v[3] = all[ends[2]:ends[3]]
 	}
+	return hv
 }

@@ -161,6 +161,33 @@ func TestGuardHeadersLongRuleName(t *testing.T) {
 	}
 }
 
+// While a rule's decisions say the same (a bucket that stays full), the
+// header values are not formatted again: the headers cost no allocation.
+func TestGuardHeadersReusedWhileUnchanged(t *testing.T) {
+	allocs := func(h ratelimit.Headers) float64 {
+		r := engine(t, mustGuard(t, nil, ratelimit.PerIP(1e9, time.Second), ratelimit.WithHeaders(h)))
+		req := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r.ServeHTTP(httptest.NewRecorder(), req)
+		return testing.AllocsPerRun(200, func() { r.ServeHTTP(httptest.NewRecorder(), req) })
+	}
+	none := allocs(ratelimit.HeadersNone)
+	for _, h := range []ratelimit.Headers{ratelimit.HeadersLegacy, ratelimit.HeadersIETF, ratelimit.HeadersLegacy | ratelimit.HeadersIETF} {
+		if got := allocs(h); got != none {
+			t.Errorf("headers %d: %v allocations per request, %v without headers", h, got, none)
+		}
+	}
+	r := engine(t, mustGuard(t, nil, ratelimit.PerIP(1e9, time.Second), ratelimit.WithHeaders(ratelimit.HeadersLegacy|ratelimit.HeadersIETF)))
+	a, b := do(r, "/x").Header(), do(r, "/x").Header()
+	for _, k := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "RateLimit", "RateLimit-Policy"} {
+		if a.Get(k) == "" || a.Get(k) != b.Get(k) {
+			t.Errorf("%s: %q then %q", k, a.Get(k), b.Get(k))
+		}
+	}
+	if a.Get("X-RateLimit-Remaining") != "999999999" || a.Get("RateLimit") != `"ip";r=999999999;t=1` {
+		t.Errorf("headers %v", a)
+	}
+}
+
 // A client cannot pick its own key through X-Forwarded-For unless the
 // proxy it comes through is trusted.
 func TestGuardIgnoresSpoofedForwardedFor(t *testing.T) {
