@@ -28,6 +28,7 @@ type Server struct {
 	skip    reqinfo.PathSet
 	prop    propagation.TextMapPropagator
 	sampler sdktrace.Sampler // nil: the tracer provider's sampler decides
+	root    sdktrace.Sampler // the root sampler sampler delegates to without a parent
 	w3cProp bool             // prop is the Provider's default propagator
 	header  string
 	names   spanNames
@@ -68,7 +69,7 @@ func newServer(server string, cfg serverConfig) *Server {
 	s := &Server{skip: cfg.skip, prop: cfg.prop, header: cfg.header}
 	s.names.Limit = maxSpanNames
 	if cfg.provider != nil {
-		s.sampler = cfg.provider.sampler
+		s.sampler, s.root = cfg.provider.sampler, cfg.provider.root
 		s.w3cProp = cfg.provider.w3cProp
 	}
 	if !cfg.otelgin {
@@ -129,9 +130,17 @@ func (s *Server) handle(c *gin.Context) {
 			tid = newTraceID()
 			preset = tid
 		}
-		res := s.sampler.ShouldSample(sdktrace.SamplingParameters{
-			ParentContext: ctx, TraceID: tid, Kind: trace.SpanKindServer,
-		})
+		params := sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Kind: trace.SpanKindServer}
+		var res sdktrace.SamplingResult
+		if preset.IsValid() && psc.TraceState().Len() == 0 {
+			// No parent: the parent-based sampler would ask its root one,
+			// which reads the trace ID and the parent's trace state (empty)
+			// only; spare both their lookups of the parent in ctx.
+			params.ParentContext = context.Background()
+			res = s.root.ShouldSample(params)
+		} else {
+			res = s.sampler.ShouldSample(params)
+		}
 		if res.Decision == sdktrace.Drop {
 			// What the SDK's tracer.Start returns for a dropped span.
 			sc := trace.NewSpanContext(trace.SpanContextConfig{

@@ -207,6 +207,7 @@ type Provider struct {
 	prop    propagation.TextMapPropagator
 	w3cProp bool // prop reads W3C tracecontext and/or baggage only
 	sampler sdktrace.Sampler
+	root    sdktrace.Sampler // sampler's root sampler (requests without a parent)
 	ratio   float64
 	service string
 }
@@ -240,7 +241,8 @@ func New(ctx context.Context, service string, opts ...Option) (*Provider, error)
 		shutdownAll(ctx, cfg.exporters)
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
-	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.ratio))
+	root := sdktrace.TraceIDRatioBased(cfg.ratio)
+	sampler := sdktrace.ParentBased(root)
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
@@ -257,6 +259,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Provider, error)
 		prop:    cfg.prop,
 		w3cProp: cfg.w3cProp,
 		sampler: sampler,
+		root:    root,
 		ratio:   cfg.ratio,
 		service: service,
 	}
