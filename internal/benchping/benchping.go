@@ -31,26 +31,51 @@ func Request(b testing.TB) *http.Request {
 }
 
 // Serve benchmarks GET /ping served by h, one goroutine, reporting
-// allocations; any status but 200 fails the benchmark.
+// allocations and CPU time (see [ReportCPU]); any status but 200 fails
+// the benchmark.
 func Serve(b *testing.B, h http.Handler) {
 	b.Helper()
 	req := Request(b)
 	b.ReportAllocs()
+	var cpu0 int64
+	started := false
 	for b.Loop() {
+		if !started {
+			cpu0, started = processCPU(), true
+		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d", w.Code)
 		}
 	}
+	ReportCPU(b, cpu0)
+}
+
+// CPUStart returns the process's CPU time now, for [ReportCPU].
+func CPUStart() int64 { return processCPU() }
+
+// ReportCPU reports cpu-ns/op: the CPU time the whole process used since
+// cpu0 (from [CPUStart]), divided by b.N. Unlike ns/op it counts work off
+// the benchmark's goroutine (the garbage collector, a batch span
+// processor) and not time spent waiting for a core, which on a shared
+// machine makes it the steadier figure. Not reported where the process's
+// CPU time is unknown.
+func ReportCPU(b *testing.B, cpu0 int64) {
+	if cpu1 := processCPU(); cpu0 > 0 && cpu1 > cpu0 && b.N > 0 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // ServeParallel is Serve from GOMAXPROCS goroutines (b.RunParallel), each
-// with its own request; any status but 200 fails the benchmark.
+// with its own request, reporting allocations and CPU time; any status
+// but 200 fails the benchmark.
 func ServeParallel(b *testing.B, h http.Handler) {
 	b.Helper()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
+	defer ReportCPU(b, cpu0)
 	b.RunParallel(func(pb *testing.PB) {
 		req := Request(b)
 		for pb.Next() {
