@@ -88,7 +88,10 @@ func TestDroppedSpanContext(t *testing.T) {
 	type other struct{}
 	parent := context.WithValue(context.Background(), other{}, "v")
 	req := httptest.NewRequest(http.MethodGet, "/x", nil)
-	dropped := withDroppedSpan(req, parent, sc)
+	dropped, hdr := withDroppedSpan(req, parent, sc)
+	if hdr == nil {
+		t.Fatal("no room for the header value")
+	}
 	if dropped == req || dropped.URL != req.URL || req.Context() == dropped.Context() {
 		t.Fatalf("request %+v", dropped)
 	}
@@ -113,7 +116,7 @@ func TestDroppedSpanContext(t *testing.T) {
 	if c := child.SpanContext(); c.TraceID() != sc.TraceID() || c.IsSampled() || len(rec.Ended()) != 0 {
 		t.Fatalf("child %v, %d spans recorded", c, len(rec.Ended()))
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = withDroppedSpan(req, parent, sc) }); n != 1 {
+	if n := testing.AllocsPerRun(100, func() { _, _ = withDroppedSpan(req, parent, sc) }); n != 1 {
 		t.Fatalf("%v allocations, want 1", n)
 	}
 }

@@ -149,9 +149,11 @@ func (s *Server) handle(c *gin.Context) {
 				TraceFlags: psc.TraceFlags() &^ trace.FlagsSampled,
 				TraceState: res.Tracestate,
 			})
-			c.Request = withDroppedSpan(c.Request, ctx, sc)
+			var hdr *[1]string
+			c.Request, hdr = withDroppedSpan(c.Request, ctx, sc)
 			if s.header != "" {
-				c.Writer.Header()[s.header] = []string{tid.String()}
+				hdr[0] = tid.String()
+				c.Writer.Header()[s.header] = hdr[:]
 			}
 			c.Next()
 			return
@@ -190,22 +192,25 @@ func hasW3CHeaders(h http.Header) bool {
 // for a dropped request, in one allocation instead of three (the span, the
 // context node, the request's copy): a droppedCtx answers OpenTelemetry's
 // span key with a non-recording span of its own and holds the copy.
-func withDroppedSpan(r *http.Request, ctx context.Context, sc trace.SpanContext) *http.Request {
+//
+// hdr is where the trace-ID response header's value may be kept.
+func withDroppedSpan(r *http.Request, ctx context.Context, sc trace.SpanContext) (_ *http.Request, hdr *[1]string) {
 	if spanKey == nil {
-		return r.WithContext(trace.ContextWithSpanContext(ctx, sc))
+		return r.WithContext(trace.ContextWithSpanContext(ctx, sc)), new([1]string)
 	}
 	d := &droppedCtx{Context: ctx}
 	d.span.sc = sc
-	return reqstate.WithContext(&d.req, r, d)
+	return reqstate.WithContext(&d.req, r, d), &d.hdr
 }
 
 // droppedCtx is a dropped request's context: its parent and the
 // non-recording span that carries the request's span context; and the
-// request that carries it.
+// request that carries it, and the trace-ID header's value.
 type droppedCtx struct {
 	context.Context
 	span droppedSpan
 	req  http.Request
+	hdr  [1]string // the trace-ID response header's value
 }
 
 func (d *droppedCtx) Value(k any) any {
