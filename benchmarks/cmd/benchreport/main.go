@@ -258,10 +258,40 @@ func report(s *set, note string) []byte {
 				vals(g, k, k3, "B/op"), vals(g, k, k3, "allocs/op"), ratio(g, k, "allocs/op"), ratio(g, k3, "allocs/op"), n)
 		}
 		w.WriteString("\n")
+		cpuTable(&w, s, ps)
 	}
 	e2e(&w, s)
 	goals(&w, s, ps)
 	return w.Bytes()
+}
+
+// cpuUnit is the CPU time per request internal/benchping reports: the
+// process's CPU time (GC and background goroutines included, time spent
+// waiting for a core not) over the iterations.
+const cpuUnit = "cpu-ns/op"
+
+// cpuTable is the in-process table in CPU time, when the results have it.
+func cpuTable(w *bytes.Buffer, s *set, ps []pair) {
+	var have bool
+	for _, p := range ps {
+		if p.gin != nil && p.gin.n(cpuUnit) > 0 {
+			have = true
+		}
+	}
+	if !have {
+		return
+	}
+	w.WriteString("#### In process, CPU time (cpu-ns/op: the process's CPU time per request; medians)\n\n")
+	w.WriteString("Unlike ns/op, it counts the garbage collector and the batch span processor and not time spent waiting for a core: " +
+		"on a shared machine the steadier figure.\n\n")
+	w.WriteString("| row | mode | gingov cpu-ns/op | v2 cpu-ns/op | v3 cpu-ns/op | ratio v2 | ratio v3 | Δ Gin ns |\n")
+	w.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, p := range ps {
+		g, k, k3 := p.gin, p.kratos, p.kratos3
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", p.label(), p.mode,
+			val(g, cpuUnit), val(k, cpuUnit), val(k3, cpuUnit), ratio(g, k, cpuUnit), ratio(g, k3, cpuUnit), deltaOf(g, s.bare(p.mode), cpuUnit))
+	}
+	w.WriteString("\n")
 }
 
 // vals is "gingov / v2 / v3" medians of unit.
@@ -292,8 +322,10 @@ func goals(w *bytes.Buffer, s *set, ps []pair) {
 			name string
 			b    *bench
 		}{{"v2.9.2", p.kratos}, {"v3.0.0", p.kratos3}} {
-			if r, ok := ratioVal(p.gin, o.b, "ns/op"); ok && nsTarget > 0 {
-				add(fmt.Sprintf("ns/op gingov / Kratos %s @%s%%", o.name, p.sample), p.mode, fmt.Sprintf("%.2fx", r), fmt.Sprintf("≤ %.2fx", nsTarget), r <= nsTarget)
+			for _, unit := range []string{"ns/op", cpuUnit} {
+				if r, ok := ratioVal(p.gin, o.b, unit); ok && nsTarget > 0 {
+					add(fmt.Sprintf("%s gingov / Kratos %s @%s%%", unit, o.name, p.sample), p.mode, fmt.Sprintf("%.2fx", r), fmt.Sprintf("≤ %.2fx", nsTarget), r <= nsTarget)
+				}
 			}
 			if r, ok := ratioVal(p.gin, o.b, "allocs/op"); ok {
 				add(fmt.Sprintf("allocs/op gingov / Kratos %s @%s%%", o.name, p.sample), p.mode, fmt.Sprintf("%.2fx", r), "≤ 0.50x", r <= 0.5)
@@ -301,10 +333,19 @@ func goals(w *bytes.Buffer, s *set, ps []pair) {
 		}
 		target := map[string]float64{"100": 8, "10": 4}[p.sample]
 		if b := s.bare(p.mode); b != nil && p.mode == "serial" && target > 0 {
-			g, _ := p.gin.median("ns/op")
-			bv, _ := b.median("ns/op")
-			d := (g - bv) / 1000
-			add(fmt.Sprintf("overhead over bare Gin @%s%%", p.sample), p.mode, fmt.Sprintf("%.2f µs", d), fmt.Sprintf("≤ %.0f µs", target), d <= target)
+			for _, unit := range []string{"ns/op", cpuUnit} {
+				g, ok1 := p.gin.median(unit)
+				bv, ok2 := b.median(unit)
+				if !ok1 || !ok2 {
+					continue
+				}
+				d := (g - bv) / 1000
+				check := fmt.Sprintf("overhead over bare Gin @%s%%", p.sample)
+				if unit == cpuUnit {
+					check = fmt.Sprintf("CPU overhead over bare Gin @%s%%", p.sample)
+				}
+				add(check, p.mode, fmt.Sprintf("%.2f µs", d), fmt.Sprintf("≤ %.0f µs", target), d <= target)
+			}
 		}
 	}
 	e2eGoal := func(sample, other string, target float64, strict bool) {
@@ -418,12 +459,15 @@ func ratio(a, b *bench, unit string) string {
 	return strconv.FormatFloat(r, 'f', 2, 64) + "x"
 }
 
-func delta(g, bare *bench) string {
+func delta(g, bare *bench) string { return deltaOf(g, bare, "ns/op") }
+
+// deltaOf is g's median of unit minus bare's.
+func deltaOf(g, bare *bench, unit string) string {
 	if g == nil || bare == nil || g == bare {
 		return "—"
 	}
-	gv, ok1 := g.median("ns/op")
-	bv, ok2 := bare.median("ns/op")
+	gv, ok1 := g.median(unit)
+	bv, ok2 := bare.median(unit)
 	if !ok1 || !ok2 {
 		return "—"
 	}

@@ -96,6 +96,42 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// With cpu-ns/op in the results, the report has the CPU table and checks
+// the goals in CPU time too.
+func TestReportCPU(t *testing.T) {
+	const in = `BenchmarkKratos/row=bare/mode=serial/side=gin-2 	 200	 3000 ns/op	 2000 cpu-ns/op	 1456 B/op	 15 allocs/op
+BenchmarkKratos/row=bare/mode=serial/side=kratos-2 	 200	 5000 ns/op	 4000 cpu-ns/op	 2973 B/op	 30 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=gin-2 	 200	 9000 ns/op	 7000 cpu-ns/op	 4000 B/op	 30 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=kratos-2 	 200	 20000 ns/op	 16000 cpu-ns/op	 6690 B/op	 76 allocs/op
+BenchmarkKratos/row=full/sample=10/mode=serial/side=kratos3-2 	 200	 15000 ns/op	 12000 cpu-ns/op	 5000 B/op	 68 allocs/op
+`
+	s := newSet()
+	if err := s.parse(strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	out := string(report(s, ""))
+	for _, want := range []string{
+		"| full @10% | serial | 9000 | 20000 | 15000 | 0.45x | 0.60x | +6000 |",
+		"| full @10% | serial | 7000 | 16000 | 12000 | 0.44x | 0.58x | +5000 |",
+		"| bare | serial | 2000 | 4000 | — | 0.50x | — | — |",
+		"| cpu-ns/op gingov / Kratos v2.9.2 @10% | serial | 0.44x | ≤ 0.50x | yes |",
+		"| cpu-ns/op gingov / Kratos v3.0.0 @10% | serial | 0.58x | ≤ 0.50x | no |",
+		"| overhead over bare Gin @10% | serial | 6.00 µs | ≤ 4 µs | no |",
+		"| CPU overhead over bare Gin @10% | serial | 5.00 µs | ≤ 4 µs | no |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	s = newSet()
+	if err := s.parse(strings.NewReader(sample)); err != nil {
+		t.Fatal(err)
+	}
+	if out := string(report(s, "")); strings.Contains(out, "cpu-ns/op") || strings.Contains(out, "CPU overhead") {
+		t.Errorf("CPU figures without CPU results:\n%s", out)
+	}
+}
+
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.txt")
