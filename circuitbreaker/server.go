@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,15 +30,22 @@ type breakerKey interface {
 type group[K breakerKey] struct {
 	cfg *config
 	// breakers is read on every request and written once per name: a
-	// copy-on-write map reads without a lock or an interface key.
+	// copy-on-write map reads without a lock or an interface key. It holds
+	// the first cowBreakers names; a group with more (a Transport calling
+	// many hosts) keeps the rest in more, where adding one copies nothing.
 	breakers cowmap.Map[K, breaker]
+	more     sync.Map // K -> breaker, past breakers' limit
+	nMore    atomic.Int64
 	overflow breaker
 	shared   *sharedState // nil unless WithShared
 }
 
+// cowBreakers is how many breakers a group keeps in its copy-on-write map.
+const cowBreakers = 4096
+
 func newGroup[K breakerKey](cfg *config) *group[K] {
 	g := &group[K]{cfg: cfg}
-	g.breakers.Limit = cfg.maxBreakers
+	g.breakers.Limit = min(cfg.maxBreakers, cowBreakers)
 	if cfg.shared != nil {
 		g.shared = startShared(*cfg.shared)
 	}
@@ -62,20 +71,41 @@ func (g *group[K]) close() {
 	}
 }
 
-func (g *group[K]) get(k K) breaker {
+// load returns the breaker of k, if it has one.
+func (g *group[K]) load(k K) (breaker, bool) {
 	if b, ok := g.breakers.Load(k); ok {
+		return b, true
+	}
+	if g.nMore.Load() == 0 {
+		return nil, false
+	}
+	if b, ok := g.more.Load(k); ok {
+		return b.(breaker), true
+	}
+	return nil, false
+}
+
+func (g *group[K]) get(k K) breaker {
+	if b, ok := g.load(k); ok {
 		return b
 	}
-	if g.breakers.Len() >= g.cfg.maxBreakers {
+	if int64(g.breakers.Len())+g.nMore.Load() >= int64(g.cfg.maxBreakers) {
 		return g.overflow
 	}
-	b, loaded := g.breakers.LoadOrStore(k, g.newBreaker(k.breakerName()))
-	if !loaded {
-		if _, kept := g.breakers.Load(k); !kept { // filled up meanwhile
-			return g.overflow
-		}
+	nb := g.newBreaker(k.breakerName())
+	b, loaded := g.breakers.LoadOrStore(k, nb)
+	if loaded {
+		return b
 	}
-	return b
+	if _, kept := g.breakers.Load(k); kept {
+		return b
+	}
+	// The copy-on-write map is full (it never shrinks, so k is not in it).
+	m, loaded := g.more.LoadOrStore(k, nb)
+	if !loaded {
+		g.nMore.Add(1)
+	}
+	return m.(breaker)
 }
 
 func (g *group[K]) changed(ctx context.Context, ev Event) {
@@ -123,7 +153,7 @@ func (s *Server) Close() error {
 
 // State returns the state of the breaker of a method and route template.
 func (s *Server) State(method, route string) State {
-	if b, ok := s.group.breakers.Load(routeKey{method, route}); ok {
+	if b, ok := s.group.load(routeKey{method, route}); ok {
 		return b.state()
 	}
 	return StateClosed

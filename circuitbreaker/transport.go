@@ -52,7 +52,7 @@ func (t *Transport) Close() error {
 
 // State returns the state of a host's breaker.
 func (t *Transport) State(host string) State {
-	if b, ok := t.group.breakers.Load(hostKey(host)); ok {
+	if b, ok := t.group.load(hostKey(host)); ok {
 		return b.state()
 	}
 	return StateClosed

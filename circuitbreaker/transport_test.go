@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -148,4 +149,54 @@ func TestSREThrottling(t *testing.T) {
 			t.Fatalf("after recovery: %d", w.Code)
 		}
 	})
+}
+
+// A Transport with more hosts than the breakers kept in its copy-on-write
+// map (4096) keeps a breaker per host for the rest too, up to its bound.
+func TestTransportManyHosts(t *testing.T) {
+	fail := false
+	tr, err := circuitbreaker.NewTransport(rtFunc(func(*http.Request) (*http.Response, error) {
+		if fail {
+			return nil, context.DeadlineExceeded
+		}
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	}), quiet, circuitbreaker.WithMaxBreakers(5000), circuitbreaker.WithPolicy(circuitbreaker.Classic{MinRequests: 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(host string) {
+		req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+		if resp, err := tr.RoundTrip(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}
+	host := func(i int) string { return "h" + strconv.Itoa(i) + ".test" }
+	for i := range 4200 {
+		call(host(i))
+	}
+	fail = true
+	for range 5 {
+		call(host(4150))
+	}
+	for _, c := range []struct {
+		i    int
+		want circuitbreaker.State
+	}{{4150, circuitbreaker.StateOpen}, {4151, circuitbreaker.StateClosed}, {10, circuitbreaker.StateClosed}} {
+		if st := tr.State(host(c.i)); st != c.want {
+			t.Errorf("host %d: %v, want %v", c.i, st, c.want)
+		}
+	}
+	// The bound still holds past the map: the hosts beyond share the overflow breaker.
+	for i := 4200; i < 5100; i++ {
+		call(host(i))
+	}
+	for range 5 {
+		call(host(5050))
+	}
+	if st := tr.State(host(5050)); st != circuitbreaker.StateClosed {
+		t.Errorf("host past the bound has a breaker of its own: %v", st)
+	}
+	if st := tr.State(host(4999)); st != circuitbreaker.StateClosed {
+		t.Errorf("host 4999: %v", st)
+	}
 }
