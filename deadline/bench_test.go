@@ -15,24 +15,22 @@ import (
 // the deadline middleware (with routes configured, and with a caller's
 // budget in the request), so the difference is the middleware's cost.
 func BenchmarkDeadline(b *testing.B) {
-	b.Run("bare", func(b *testing.B) { defer cpuTime(b)(); benchping.Run(b) })
+	b.Run("bare", func(b *testing.B) { benchping.Run(b) })
 	b.Run("deadline", func(b *testing.B) {
-		defer cpuTime(b)()
 		benchping.Run(b, mustNew(b, deadline.DefaultTimeout).Middleware())
 	})
 	b.Run("deadline-routes", func(b *testing.B) {
-		defer cpuTime(b)()
 		d := mustNew(b, deadline.DefaultTimeout, deadline.WithRoute("GET /reports/:id", 10*time.Second), deadline.WithExempt("GET /events"))
 		benchping.Run(b, d.Middleware())
 	})
 	b.Run("deadline-caller-budget", func(b *testing.B) {
-		defer cpuTime(b)()
 		r := gin.New()
 		r.Use(mustNew(b, deadline.DefaultTimeout).Middleware())
 		r.GET("/ping", func(c *gin.Context) { c.JSON(200, gin.H{"message": "pong"}) })
 		req := benchping.Request(b)
 		req.Header.Set(deadline.GRPCHeader, "500m")
 		b.ReportAllocs()
+		cpu0 := benchping.CPUStart()
 		for b.Loop() {
 			w := newRecorder()
 			r.ServeHTTP(w, req)
@@ -40,6 +38,7 @@ func BenchmarkDeadline(b *testing.B) {
 				b.Fatalf("status %d", w.Code)
 			}
 		}
+		benchping.ReportCPU(b, cpu0)
 	})
 }
 
@@ -55,13 +54,11 @@ func BenchmarkDeadlineParallel(b *testing.B) {
 		r.GET("/ping", func(c *gin.Context) { c.JSON(200, gin.H{"message": "pong"}) })
 		return r
 	}
-	b.Run("bare", func(b *testing.B) { defer cpuTime(b)(); benchping.ServeParallel(b, engine()) })
+	b.Run("bare", func(b *testing.B) { benchping.ServeParallel(b, engine()) })
 	b.Run("deadline", func(b *testing.B) {
-		defer cpuTime(b)()
 		benchping.ServeParallel(b, engine(mustNew(b, deadline.DefaultTimeout).Middleware()))
 	})
 	b.Run("deadline-routes", func(b *testing.B) {
-		defer cpuTime(b)()
 		d := mustNew(b, deadline.DefaultTimeout, deadline.WithRoute("GET /reports/:id", 10*time.Second), deadline.WithExempt("GET /events"))
 		benchping.ServeParallel(b, engine(d.Middleware()))
 	})

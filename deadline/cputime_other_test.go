@@ -1,8 +1,0 @@
-//go:build !unix
-
-package deadline_test
-
-import "testing"
-
-// cpuTime reports nothing where getrusage is missing.
-func cpuTime(*testing.B) func() { return func() {} }
