@@ -73,7 +73,9 @@ func WithRedisBuckets(b ...float64) GovernanceOption {
 //     registration attempt failed.
 //   - gingov_registry_events_total{backend, service, event}: every
 //     registry event ("registered", "register_failed", "heartbeat_failed",
-//     "deregistered", "deregister_failed").
+//     "deregistered", "deregister_failed"; from a registry.Resolver,
+//     "empty_held" and "empty_accepted", labelled with the discovered
+//     service).
 //   - gingov_deadline_exceeded_total{method, route, source}: requests
 //     answered 504 because their deadline passed, by method, route
 //     template and what set the deadline: "route" (the middleware's
@@ -300,10 +302,10 @@ func (g *Governance) OnBreakerChange(_ context.Context, ch circuitbreaker.Event)
 }
 
 // OnRegistryEvent records a registry event; pass it to registry.WithOnEvent
-// (or a backend's own WithOnEvent).
+// (for a Server or a Resolver) or a backend's own WithOnEvent.
 func (g *Governance) OnRegistryEvent(_ context.Context, e registry.Event) {
-	service := ""
-	if e.Instance != nil {
+	service := e.Service
+	if service == "" && e.Instance != nil {
 		service = e.Instance.Name
 	}
 	if c, err := g.regEvents.GetMetricWithLabelValues(e.Backend, service, e.Kind.String()); err == nil {

@@ -86,8 +86,12 @@ func TestResolverFollowsWatch(t *testing.T) {
 		reg.SetWatchError(nil)
 		reg.Set("orders", ins("127.0.0.1:3"))
 		eventuallyAddrs(t, r, "orders", "127.0.0.1:3")
-		// An empty set is taken as is.
+		// An empty set keeps the last instances for the default grace
+		// period, then it is taken as is.
 		reg.Set("orders")
+		time.Sleep(registry.DefaultEmptyProtection - time.Millisecond)
+		eventuallyAddrs(t, r, "orders", "127.0.0.1:3")
+		time.Sleep(time.Millisecond)
 		eventuallyAddrs(t, r, "orders", "")
 	})
 }

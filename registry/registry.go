@@ -175,6 +175,13 @@ const (
 	Deregistered
 	// DeregisterFailed: removing the instance failed (shutdown goes on).
 	DeregisterFailed
+	// EmptyHeld: a [Resolver]'s registry answered no instances for a
+	// service that had some; the last ones stay in use (see
+	// [WithEmptyProtection]). The Event names the Service, no Instance.
+	EmptyHeld
+	// EmptyAccepted: the registry still answered no instances when the
+	// protection expired; the Resolver's service has none now.
+	EmptyAccepted
 )
 
 func (k EventKind) String() string {
@@ -189,15 +196,21 @@ func (k EventKind) String() string {
 		return "deregistered"
 	case DeregisterFailed:
 		return "deregister_failed"
+	case EmptyHeld:
+		return "empty_held"
+	case EmptyAccepted:
+		return "empty_accepted"
 	}
 	return "unknown"
 }
 
-// Event reports a change in a registration, for metrics and logs.
+// Event reports a change in a registration, or in what a [Resolver]
+// discovers, for metrics and logs.
 type Event struct {
 	Backend  string // "nacos", "eureka", "etcd", ...
 	Kind     EventKind
-	Instance *ServiceInstance
-	Err      error // the failure, for the *Failed kinds
+	Service  string           // the discovered service, for a Resolver's kinds (EmptyHeld, EmptyAccepted)
+	Instance *ServiceInstance // the registration, for the other kinds
+	Err      error            // the failure, for the *Failed kinds
 	Time     time.Time
 }

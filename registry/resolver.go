@@ -22,6 +22,14 @@ const (
 	// a failed watch is re-established; it doubles, with jitter.
 	DefaultWatchRetryMin = 200 * time.Millisecond
 	DefaultWatchRetryMax = 10 * time.Second
+	// DefaultEmptyProtection is how long a service that had instances
+	// keeps its last ones when the registry answers an empty set (see
+	// [WithEmptyProtection]): a restarted registry knows no instance until
+	// each registers again, which takes up to a renewal interval plus a
+	// poll (Eureka's defaults: 30 s each, but the watch sees the set again
+	// within one poll of the restart's empty answer), a reconnection for
+	// Nacos, a keep-alive for etcd and Consul.
+	DefaultEmptyProtection = 30 * time.Second
 )
 
 // ErrResolverClosed is returned by lookups after Close.
@@ -38,12 +46,16 @@ type resolverConfig struct {
 	initTimeout time.Duration
 	retryMin    time.Duration
 	retryMax    time.Duration
+	emptyGrace  time.Duration
+	onEvent     func(context.Context, Event)
+	onEventSet  bool
 	logger      *slog.Logger
 }
 
 // newResolverConfig applies opts over the defaults and checks the result.
 func newResolverConfig(opts []ResolverOption) (resolverConfig, error) {
-	c := resolverConfig{initTimeout: DefaultInitTimeout, retryMin: DefaultWatchRetryMin, retryMax: DefaultWatchRetryMax}
+	c := resolverConfig{initTimeout: DefaultInitTimeout, retryMin: DefaultWatchRetryMin, retryMax: DefaultWatchRetryMax,
+		emptyGrace: DefaultEmptyProtection}
 	for i, o := range opts {
 		if o == nil {
 			return c, fmt.Errorf("registry: option %d is nil", i+1)
@@ -55,6 +67,10 @@ func newResolverConfig(opts []ResolverOption) (resolverConfig, error) {
 		return c, positive("WithInitTimeout", c.initTimeout)
 	case c.retryMin <= 0 || c.retryMax < c.retryMin:
 		return c, fmt.Errorf("registry: WithWatchRetry: need 0 < min <= max, got %s and %s", c.retryMin, c.retryMax)
+	case c.emptyGrace < 0:
+		return c, fmt.Errorf("registry: WithEmptyProtection: duration must be >= 0, got %s", c.emptyGrace)
+	case c.onEventSet && c.onEvent == nil:
+		return c, errors.New("registry: WithOnEvent: nil function")
 	}
 	c.logger = logging.OrDefault(c.logger)
 	return c, nil
@@ -76,12 +92,32 @@ func WithWatchRetry(minWait, maxWait time.Duration) ResolverOption {
 	return resolverOption(func(c *resolverConfig) { c.retryMin, c.retryMax = minWait, maxWait })
 }
 
+// WithEmptyProtection sets how long a watched service that had instances
+// keeps serving its last ones when the registry answers an empty set
+// (default [DefaultEmptyProtection]; 0 disables the protection; negative
+// is an error). A registry that restarts, or fails over to a node that
+// has not caught up, answers an empty set until the instances register
+// again; without the protection every call to the service fails with 503
+// UNAVAILABLE meanwhile. The protection starts at the first empty set (one
+// WARN line, one [EmptyHeld] event), ends as soon as a non-empty set
+// arrives, and expires after d: the service then has no instances (one
+// WARN line, one [EmptyAccepted] event), so a service whose instances
+// really all went away answers 503 again within d. Instances that went
+// away meanwhile fail their calls: the transport's retries and
+// per-instance breakers route around them while others answer. An empty
+// first answer, or one after the protection expired, is taken as is.
+func WithEmptyProtection(d time.Duration) ResolverOption {
+	return resolverOption(func(c *resolverConfig) { c.emptyGrace = d })
+}
+
 // Resolver keeps the instances of the services it is asked about, fed by
 // one watch per service: a lookup reads memory, never the registry. The
 // first lookup of a service starts its watch and waits (bounded) for the
 // first set; when a watch fails the last set stays in use while the watch
-// is re-established with backoff. An empty set from the registry is taken
-// as is: the service has no instances.
+// is re-established with backoff. An empty set from the registry, for a
+// service that had instances, is not taken at once: the last instances
+// stay in use for a bounded time ([WithEmptyProtection]), since that is
+// what a restarted registry answers until the instances register again.
 //
 // A Resolver is safe for concurrent use; Close stops its watches.
 type Resolver struct {
@@ -104,6 +140,10 @@ type service struct {
 	set     atomic.Pointer[nodeSet]
 	watcher Watcher    // current watcher, guarded by Resolver.mu
 	wrrMu   sync.Mutex // guards the weighted round robin state of all its sets
+
+	protMu sync.Mutex  // guards the empty-set protection below
+	held   *time.Timer // ends the protection; nil while none
+	epoch  uint64      // counts protections, so that a stale timer does nothing
 }
 
 // NewResolver returns a Resolver over disc.
@@ -132,6 +172,12 @@ func (r *Resolver) Close() error {
 		if s.watcher != nil {
 			_ = s.watcher.Stop()
 		}
+		s.protMu.Lock()
+		if s.held != nil {
+			s.held.Stop()
+			s.held = nil
+		}
+		s.protMu.Unlock()
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
@@ -228,7 +274,7 @@ func (r *Resolver) watch(s *service) {
 				if set, err = w.Next(); err != nil {
 					break
 				}
-				s.update(set)
+				r.receive(s, set)
 				failures = 0
 			}
 			_ = w.Stop()
@@ -260,6 +306,69 @@ func (r *Resolver) setWatcher(s *service, w Watcher) bool {
 	}
 	s.watcher = w
 	return true
+}
+
+// receive installs a set from the watch, unless it is empty while the
+// service has instances: then the last ones stay for the protection's
+// grace period, or until a non-empty set arrives.
+func (r *Resolver) receive(s *service, set []*ServiceInstance) {
+	s.protMu.Lock()
+	defer s.protMu.Unlock()
+	if usable(set) {
+		if s.held != nil {
+			s.held.Stop()
+			s.held = nil
+			s.epoch++
+			r.cfg.logger.LogAttrs(r.ctx, slog.LevelInfo, "registry: the registry lists instances again, empty-set protection ended",
+				slog.String("service", s.name), slog.Int("instances", len(set)))
+		}
+		s.update(set)
+		return
+	}
+	if s.held != nil {
+		return // protected already: the deadline stays
+	}
+	prev := s.set.Load()
+	if r.cfg.emptyGrace <= 0 || prev == nil || len(prev.nodes) == 0 || r.ctx.Err() != nil {
+		s.update(set)
+		return
+	}
+	s.epoch++
+	epoch, grace := s.epoch, r.cfg.emptyGrace
+	r.cfg.logger.LogAttrs(r.ctx, slog.LevelWarn, "registry: the registry answered no instances, keeping the last ones",
+		slog.String("service", s.name), slog.Int("instances", len(prev.nodes)), slog.Duration("for", grace))
+	r.event(s.name, EmptyHeld)
+	s.held = time.AfterFunc(grace, func() {
+		s.protMu.Lock()
+		defer s.protMu.Unlock()
+		if s.held == nil || s.epoch != epoch {
+			return
+		}
+		s.held = nil
+		s.epoch++
+		s.update(nil)
+		r.cfg.logger.LogAttrs(r.ctx, slog.LevelWarn, "registry: the registry still answers no instances, the service has none",
+			slog.String("service", s.name), slog.Duration("after", grace))
+		r.event(s.name, EmptyAccepted)
+	})
+}
+
+// usable reports whether set has an instance update would keep.
+func usable(set []*ServiceInstance) bool {
+	for _, ins := range set {
+		if ins != nil && ins.Address != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// event reports a discovery event to the WithOnEvent hook.
+func (r *Resolver) event(service string, kind EventKind) {
+	if r.cfg.onEvent == nil {
+		return
+	}
+	r.cfg.onEvent(r.ctx, Event{Backend: backendName(r.disc), Kind: kind, Service: service, Time: time.Now()})
 }
 
 // update installs a new set of instances, keeping the load statistics of

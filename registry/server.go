@@ -177,18 +177,6 @@ func WithShutdownTimeout(d time.Duration) ServerOption {
 	return serverOption(func(c *serverConfig) { c.shutdownTimeout = d })
 }
 
-// WithOnEvent calls fn for every registration attempt and deregistration
-// the server makes (Registered, RegisterFailed, Deregistered,
-// DeregisterFailed), with Run's context (without its cancellation, at
-// shutdown). Backends report their own events (heartbeats) through their
-// own WithOnEvent; a backend hook pointed at the same function also sees
-// the Register calls, so count registrations from one of the two. fn runs
-// on the server's goroutines and must not block. Default: none; a nil fn
-// is an error.
-func WithOnEvent(fn func(context.Context, Event)) ServerOption {
-	return serverOption(func(c *serverConfig) { c.onEvent, c.onEventSet = fn, true })
-}
-
 // WithHealth uses h for the probes (default: NewHealth() with no checks;
 // a nil h is an error).
 func WithHealth(h *Health) ServerOption {

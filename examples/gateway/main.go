@@ -125,7 +125,14 @@ func run(ctx context.Context, o options, out io.Writer, ready chan<- *registry.S
 			return err
 		}
 		defer func() { _ = backend.Close() }()
-		res, err := registry.NewResolver(backend, registry.WithLogger(logger))
+		// A restarted registry answers no instances until they register
+		// again: the resolver keeps the last ones meanwhile
+		// (registry.DefaultEmptyProtection), and counts it.
+		ropts := []registry.ResolverOption{registry.WithLogger(logger)}
+		if gov := chain.Governance(); gov != nil {
+			ropts = append(ropts, registry.WithOnEvent(gov.OnRegistryEvent))
+		}
+		res, err := registry.NewResolver(backend, ropts...)
 		if err != nil {
 			return err
 		}
