@@ -296,10 +296,19 @@ func TestRegistryEvents(t *testing.T) {
 	if regd("eureka") != 0 {
 		t.Fatal("still registered after Deregistered")
 	}
+	// A Resolver's events name the discovered service, not an instance,
+	// and leave the registered gauge alone.
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.EmptyHeld, Service: "orders"})
+	gov.OnRegistryEvent(context.Background(), registry.Event{Backend: "eureka", Kind: registry.EmptyAccepted, Service: "orders"})
+	if regd("eureka") != 0 {
+		t.Fatal("the empty-set events changed the registered gauge")
+	}
 	want := `
 # HELP gingov_registry_events_total Service registry events, by backend, service and event.
 # TYPE gingov_registry_events_total counter
 gingov_registry_events_total{backend="eureka",event="deregistered",service="orders"} 1
+gingov_registry_events_total{backend="eureka",event="empty_accepted",service="orders"} 1
+gingov_registry_events_total{backend="eureka",event="empty_held",service="orders"} 1
 gingov_registry_events_total{backend="eureka",event="heartbeat_failed",service="orders"} 2
 gingov_registry_events_total{backend="eureka",event="registered",service="orders"} 1
 gingov_registry_events_total{backend="nacos",event="register_failed",service="orders"} 1
