@@ -330,7 +330,7 @@ func (a *AccessLog) write(c *gin.Context, info *reqstate.Info, entryCtx context.
 		route:     c.FullPath(),
 		path:      c.Request.URL.Path,
 		clientIP:  reqstate.ClientIP(c),
-		userAgent: c.Request.UserAgent(),
+		userAgent: headerValue(c.Request.Header, "User-Agent"),
 		requestID: info.RequestID,
 		reason:    info.Reason,
 		errText:   errorText(c, info),
@@ -530,6 +530,14 @@ func (a *AccessLog) encode(b []byte, l *line, limit int) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}', '\n')
+}
+
+// headerValue is h.Get(name) for a canonical name, without canonicalising it again.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }

@@ -32,3 +32,12 @@ func BenchmarkLoggingChain(b *testing.B) {
 	l := logging.New(io.Discard, nil)
 	benchServe(b, logging.Recovery(l), requestID(), accessLog(l), errcode.Middleware())
 }
+
+func BenchmarkValidRequestID(b *testing.B) {
+	id := logging.GenerateRequestID()
+	for i := 0; i < b.N; i++ {
+		if !logging.ValidRequestID(id) {
+			b.Fatal(id)
+		}
+	}
+}

@@ -522,3 +522,17 @@ func TestDefaultClientErrorLevel(t *testing.T) {
 		t.Fatalf("DefaultClientErrorLevel = %v, want WARN", logging.DefaultClientErrorLevel)
 	}
 }
+
+func TestValidRequestIDBytes(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:", byte(c)) >= 0
+		if got := logging.ValidRequestID("a" + string([]byte{byte(c)}) + "z"); got != want {
+			t.Fatalf("byte %#x: valid = %v, want %v", c, got, want)
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		if id := logging.GenerateRequestID(); !logging.ValidRequestID(id) || len(id) != 32 {
+			t.Fatalf("generated id %q is not valid", id)
+		}
+	}
+}

@@ -29,6 +29,9 @@ func (f requestIDOption) applyRequestID(c *requestIDConfig) { f(c) }
 type requestIDConfig struct {
 	header   string
 	generate func() string
+	// custom is set by WithRequestIDGenerator: the generator's IDs are
+	// validated (GenerateRequestID's always are valid).
+	custom bool
 }
 
 // WithRequestIDHeader sets the header a request ID is read from and echoed
@@ -41,7 +44,7 @@ func WithRequestIDHeader(name string) RequestIDOption {
 // [GenerateRequestID]); fn must not be nil. An ID the generator returns
 // that is not valid is replaced by one of GenerateRequestID.
 func WithRequestIDGenerator(fn func() string) RequestIDOption {
-	return requestIDOption(func(c *requestIDConfig) { c.generate = fn })
+	return requestIDOption(func(c *requestIDConfig) { c.generate, c.custom = fn, true })
 }
 
 // newRequestIDConfig applies opts in order over the defaults and validates
@@ -86,12 +89,16 @@ func NewRequestID(opts ...RequestIDOption) (*RequestID, error) {
 // Middleware returns the request-ID middleware. Put it early (after
 // [Recovery]), so that every later line and envelope carries the ID.
 func (r *RequestID) Middleware() gin.HandlerFunc {
-	header, generate := r.cfg.header, r.cfg.generate
+	header, generate, custom := r.cfg.header, r.cfg.generate, r.cfg.custom
 	return func(c *gin.Context) {
-		id := c.Request.Header.Get(header)
+		var id string
+		if v := c.Request.Header[header]; len(v) > 0 { // header is canonical: Header.Get without its canonicalisation
+			id = v[0]
+		}
 		if !ValidRequestID(id) {
-			id = generate()
-			if !ValidRequestID(id) {
+			if !custom {
+				id = GenerateRequestID() // valid by construction
+			} else if id = generate(); !ValidRequestID(id) {
 				id = GenerateRequestID()
 			}
 		}
