@@ -536,3 +536,39 @@ func TestValidRequestIDBytes(t *testing.T) {
 		}
 	}
 }
+
+// A generated ID lives in the request state's allocation: the middleware
+// allocates nothing for it. A second RequestID on the same request (which
+// generates again) must not change the first one's ID.
+func TestGeneratedRequestIDNoAllocationAndStable(t *testing.T) {
+	mw := requestID()
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	req := httptest.NewRequest("GET", "/x", nil)
+	if n := testing.AllocsPerRun(100, func() {
+		c.Request = req
+		mw(c)
+	}); n != 1 { // the request's state, nothing for the ID
+		t.Fatalf("RequestID with a generated ID: %v allocations, want 1", n)
+	}
+	if id := c.Writer.Header().Get("X-Request-ID"); !logging.ValidRequestID(id) || logging.RequestIDFromContext(c.Request.Context()) != id {
+		t.Fatalf("generated ID %q", id)
+	}
+
+	r := gin.New()
+	var first, firstCopy, second string
+	r.Use(mw, func(c *gin.Context) {
+		first = logging.RequestIDFromContext(c.Request.Context())
+		firstCopy = strings.Clone(first)
+		c.Next()
+	}, requestID(), func(c *gin.Context) {
+		second = logging.RequestIDFromContext(c.Request.Context())
+	})
+	r.GET("/x", func(c *gin.Context) {})
+	serve(r, "GET", "/x")
+	if first != firstCopy || !logging.ValidRequestID(first) || len(first) != 32 {
+		t.Fatalf("first ID changed: %q, was %q", first, firstCopy)
+	}
+	if !logging.ValidRequestID(second) || second == first {
+		t.Fatalf("second ID %q (first %q)", second, first)
+	}
+}

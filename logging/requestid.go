@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 
@@ -91,18 +92,18 @@ func NewRequestID(opts ...RequestIDOption) (*RequestID, error) {
 func (r *RequestID) Middleware() gin.HandlerFunc {
 	header, generate, custom := r.cfg.header, r.cfg.generate, r.cfg.custom
 	return func(c *gin.Context) {
+		info := reqstate.Ensure(c)
 		var id string
 		if v := c.Request.Header[header]; len(v) > 0 { // header is canonical: Header.Get without its canonicalisation
 			id = v[0]
 		}
 		if !ValidRequestID(id) {
 			if !custom {
-				id = GenerateRequestID() // valid by construction
+				id = generateInto(info) // valid by construction
 			} else if id = generate(); !ValidRequestID(id) {
 				id = GenerateRequestID()
 			}
 		}
-		info := reqstate.Ensure(c)
 		info.RequestID, info.IDHeader[0], info.IDHeaderName = id, id, header
 		c.Writer.Header()[header] = info.IDHeader[:]
 		c.Next()
@@ -190,8 +191,26 @@ func ValidRequestID(id string) bool {
 // GenerateRequestID returns 32 random hex digits (128 bits from the
 // runtime's ChaCha8 generator: unpredictable, but not for secrets).
 func GenerateRequestID() string {
+	var b [reqstate.GeneratedIDLen]byte
+	fillRequestID(&b)
+	return string(b[:])
+}
+
+// generateInto is GenerateRequestID with the ID's bytes in the request
+// state's allocation (when its room is still free): no allocation of its own.
+func generateInto(info *reqstate.Info) string {
+	b := info.IDBuffer()
+	if b == nil {
+		return GenerateRequestID()
+	}
+	fillRequestID(b)
+	// b is never written again (IDBuffer hands it out once).
+	return unsafe.String(&b[0], len(b))
+}
+
+// fillRequestID writes 32 random hex digits into b.
+func fillRequestID(b *[reqstate.GeneratedIDLen]byte) {
 	const hex = "0123456789abcdef"
-	var b [32]byte
 	for half := 0; half < 2; half++ {
 		v := rand.Uint64()
 		for i := 0; i < 16; i++ {
@@ -199,5 +218,4 @@ func GenerateRequestID() string {
 			v >>= 4
 		}
 	}
-	return string(b[:])
 }

@@ -47,6 +47,25 @@ type Info struct {
 	// then, noClientIP for an empty one (no flag beside it keeps Info, and
 	// the one allocation of a request's state, in a smaller size class).
 	clientIP string
+
+	// idBuf holds a generated request ID in the state's own allocation
+	// (see IDBuffer); idBufUsed is set once it has been handed out.
+	idBuf     [GeneratedIDLen]byte
+	idBufUsed bool
+}
+
+// GeneratedIDLen is the length of the request IDs IDBuffer has room for.
+const GeneratedIDLen = 32
+
+// IDBuffer returns room for one generated request ID in the Info's own
+// allocation, so that the ID's string costs no allocation of its own; nil
+// when it was handed out before: a string made over it must never change.
+func (i *Info) IDBuffer() *[GeneratedIDLen]byte {
+	if i.idBufUsed {
+		return nil
+	}
+	i.idBufUsed = true
+	return &i.idBuf
 }
 
 type key struct{}

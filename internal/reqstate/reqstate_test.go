@@ -169,3 +169,19 @@ func TestDeferToRecovery(t *testing.T) {
 		t.Fatalf("kept %v, ran %v", kept, ran)
 	}
 }
+
+// IDBuffer hands out the room for a generated ID once: a string made over
+// it must never change.
+func TestIDBufferOnce(t *testing.T) {
+	var i Info
+	b := i.IDBuffer()
+	if b == nil || len(b) != GeneratedIDLen {
+		t.Fatalf("first IDBuffer: %v", b)
+	}
+	if b != &i.idBuf {
+		t.Fatal("IDBuffer is not the Info's own room")
+	}
+	if again := i.IDBuffer(); again != nil {
+		t.Fatal("IDBuffer handed out twice")
+	}
+}
