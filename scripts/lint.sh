@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export GOWORK=off
 version=v2.11.0
 bin="$(go env GOPATH)/bin/golangci-lint"
-if ! "$bin" version 2>/dev/null | grep -q "${version#v}"; then
+if [[ "$("$bin" version 2>/dev/null || true)" != *"${version#v}"* ]]; then
 	echo "lint: building golangci-lint $version"
 	go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"
 fi
