@@ -106,6 +106,10 @@ func WithWatchRetry(minWait, maxWait time.Duration) ResolverOption {
 // away meanwhile fail their calls: the transport's retries and
 // per-instance breakers route around them while others answer. An empty
 // first answer, or one after the protection expired, is taken as is.
+// The same holds when every instance fails its health check (a registry
+// that lists only passing instances, such as Consul, then answers an
+// empty set): the last instances keep their traffic, as a proxy's panic
+// threshold would, rather than the service having none.
 func WithEmptyProtection(d time.Duration) ResolverOption {
 	return resolverOption(func(c *resolverConfig) { c.emptyGrace = d })
 }

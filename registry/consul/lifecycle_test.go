@@ -89,13 +89,22 @@ func TestLifecycle(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// A Resolver fed by the registry's watch has it.
-	res, err := registry.NewResolver(r)
+	// A Resolver fed by the registry's watch has it. res takes every set
+	// as it comes (no empty-set protection); held has the default
+	// protection, which keeps the last instances when the service's set
+	// goes empty.
+	res, err := registry.NewResolver(r, registry.WithEmptyProtection(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	held, err := registry.NewResolver(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 	waitResolved(t, res, addr, true)
+	waitResolved(t, held, addr, true)
 
 	// Readiness fails: critical within about one interval (and the
 	// check's timeout), so no longer listed nor resolved; back when it
@@ -107,6 +116,11 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("GetService while critical = %v, %v; want none", gs, err)
 	}
 	waitResolved(t, res, addr, false)
+	// The only instance is not ready: the protected resolver still has it
+	// (registry.DefaultEmptyProtection), rather than no instance at all.
+	if set, err := held.Instances(ctx, "orders"); err != nil || !slices.ContainsFunc(set, func(ins *registry.ServiceInstance) bool { return ins.Address == addr }) {
+		t.Fatalf("protected resolver while the only instance is critical: %v, %v; want it kept", set, err)
+	}
 	failing.Store(false)
 	took = waitListed(t, c, "orders", "orders-1", true, 4*checkInterval)
 	t.Logf("readiness back → listed after %v", took.Round(time.Millisecond))
