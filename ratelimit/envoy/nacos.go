@@ -91,6 +91,11 @@ func (s *Service) WatchNacos(ctx context.Context, src NacosSource, opts ...Watch
 			constant.WithPassword(src.Password),
 			constant.WithTimeoutMs(uint64(min(src.Timeout, 5*time.Second)/time.Millisecond)),
 			constant.WithNotLoadCacheAtStart(true),
+			// A server that does not answer is an error (at start) or a
+			// missed poll (later), never a stale snapshot from the cache
+			// dir, which other processes and servers share (as
+			// sentinel.WatchNacosFunc).
+			constant.WithDisableUseSnapShot(true),
 			constant.WithLogDir(filepath.Join(src.Dir, "log")),
 			constant.WithCacheDir(filepath.Join(src.Dir, "cache")),
 			constant.WithLogLevel("warn"),
